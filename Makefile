@@ -1,0 +1,24 @@
+# The two commands a new machine needs: `make serve` and `make test`.
+# Both create .venv (scripts/install.sh) on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup serve test test-fast lint bench-quick
+
+setup:
+	./scripts/install.sh
+
+serve: setup
+	$(VENV)/bin/distill serve
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e and not train and not browser"
+
+lint: setup
+	$(VENV)/bin/ruff check proxy trainer bench tests && $(VENV)/bin/mypy
+
+bench-quick: setup
+	$(PY) -m bench.banking77.run --quick

@@ -1,0 +1,236 @@
+"""`create_app(settings)`: the FastAPI application and its lifespan.
+
+Everything with a lifetime (HTTP clients, the log writer, the vLLM supervisor,
+the scheduler) is created in the lifespan and kept on ``app.state``, so tests
+build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from proxy.auth import KeyRing
+from proxy.errors import InvalidRequest, ProxyError
+from proxy.observability.hooks import NullObserver, RequestObserver
+from proxy.routers import chat, health, models
+from proxy.serving.chat import ChatService
+from proxy.serving.shadow import ShadowSampler
+from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.settings import Settings
+from proxy.upstream.breaker import CircuitBreaker
+from proxy.upstream.client import Upstream, make_http_client
+from proxy.upstream.students import StudentPool
+from proxy.upstream.teacher import TeacherClient
+
+log = logging.getLogger("distill")
+
+
+class Transports:
+    """Optional transport overrides (the I/O seam for tests)."""
+
+    def __init__(
+        self,
+        student: httpx.AsyncBaseTransport | None = None,
+        teacher: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.student = student
+        self.teacher = teacher
+
+
+def _teacher(
+    settings: Settings, client: httpx.AsyncClient, observer: RequestObserver
+) -> TeacherClient | None:
+    if not settings.teacher_configured:
+        return None
+    key = settings.teacher_api_key.get_secret_value() if settings.teacher_api_key else None
+    return TeacherClient(
+        Upstream("teacher", settings.teacher_url, key, client),
+        model=settings.teacher_model,
+        timeout=settings.teacher_timeout,
+        deadline=settings.teacher_deadline,
+        retries=settings.teacher_retries,
+        backoff=settings.teacher_backoff,
+        top_logprobs=settings.teacher_top_logprobs,
+        on_retry=lambda kind: observer.on_upstream_retry("teacher", kind),
+    )
+
+
+def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> None:
+    state = app.state
+    state.settings = settings
+    state.keys = KeyRing(
+        settings.client_keys,
+        settings.admin_key.get_secret_value() if settings.admin_key else None,
+    )
+    state.student_http = make_http_client(settings.student_timeout, transports.student)
+    state.teacher_http = make_http_client(settings.teacher_timeout, transports.teacher)
+    state.observer = build_observer(app, settings)
+    state.pool = StudentPool(
+        state.student_http,
+        breaker_factory=lambda: CircuitBreaker(
+            settings.breaker_failures, settings.breaker_cooldown
+        ),
+    )
+    state.teacher = _teacher(settings, state.teacher_http, state.observer)
+    state.active = ActiveStudent(StudentVersion(name=settings.student_model or ""))
+    state.models_cache = {}
+    state.writer = build_writer(settings)
+    state.chat = ChatService(
+        settings,
+        state.pool,
+        state.teacher,
+        state.active,
+        sink=state.writer.submit,
+        observer=state.observer,
+        shadow=ShadowSampler(settings.effective_shadow_rate, settings.shadow_budget_per_hour),
+    )
+    state.supervisor = None
+    state.background = []
+
+
+def build_writer(settings: Settings) -> Any:
+    from proxy.logstore.writer import LogWriter
+
+    return LogWriter.from_settings(settings)
+
+
+def build_observer(app: FastAPI, settings: Settings) -> RequestObserver:
+    return NullObserver()
+
+
+async def _watch_students(app: FastAPI) -> None:
+    """Keeps the student pool in step with the supervisor (embedded) or probes (external)."""
+    state = app.state
+    while True:
+        supervisor = state.supervisor
+        if supervisor is not None:
+            url = supervisor.url
+            if supervisor.ready and url:
+                state.pool.set_urls([url], ready=True)
+            else:
+                state.pool.set_urls([url] if url else [])
+                state.pool.mark_down(supervisor.reason)
+            await asyncio.sleep(0.25)
+            continue
+        await state.pool.probe()
+        _adopt_served_model(state)
+        await asyncio.sleep(2.0 if state.pool.ready else 0.5)
+
+
+def _adopt_served_model(state: Any) -> None:
+    """Without DISTILL_STUDENT_MODEL the student's first served model is used."""
+    if state.active.current.name:
+        return
+    for endpoint in state.pool.endpoints:
+        if endpoint.models:
+            current = state.active.current
+            state.active.update(StudentVersion(**{**current.__dict__, "name": endpoint.models[0]}))
+            return
+
+
+async def _start_student(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    if settings.student_urls:
+        app.state.pool.set_urls(settings.student_urls, reason="probing the student")
+    else:
+        from proxy.student.supervisor import VLLMSupervisor
+
+        supervisor = VLLMSupervisor(settings)
+        app.state.supervisor = supervisor
+        if not app.state.active.current.name:
+            app.state.active.update(StudentVersion(name=supervisor.model_name))
+        await supervisor.start()
+    app.state.background.append(asyncio.create_task(_watch_students(app), name="student-watch"))
+    if app.state.teacher is None:
+        log.warning(
+            "No teacher configured (DISTILL_TEACHER_API_KEY / OPENAI_API_KEY unset): serving the "
+            "student only; low-confidence answers are marked 'x-distill-degraded: no-teacher'."
+        )
+
+
+async def _shutdown(app: FastAPI) -> None:
+    state = app.state
+    settings: Settings = state.settings
+    for task in state.background:
+        task.cancel()
+    for task in state.background:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await state.chat.drain(timeout=settings.shutdown_grace)
+    if state.supervisor is not None:
+        await state.supervisor.stop()
+    await asyncio.to_thread(state.writer.close, settings.shutdown_grace)
+    await state.student_http.aclose()
+    await state.teacher_http.aclose()
+
+
+def create_app(settings: Settings | None = None, transports: Transports | None = None) -> FastAPI:
+    settings = settings or Settings()
+    transports = transports or Transports()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _build_state(app, settings, transports)
+        app.state.writer.start()
+        await _start_student(app)
+        try:
+            yield
+        finally:
+            await _shutdown(app)
+
+    app = FastAPI(
+        title="distill-proxy",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="OpenAI-compatible distilling inference proxy.",
+    )
+    for router in (chat.router, models.router, health.router):
+        app.include_router(router)
+    install_error_handlers(app)
+    return app
+
+
+def _error_response(request: Request, exc: ProxyError) -> JSONResponse:
+    headers = dict(exc.headers)
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProxyError)
+    async def proxy_error(request: Request, exc: ProxyError) -> JSONResponse:
+        return _error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return _error_response(
+            request, InvalidRequest(f"Invalid request: {loc}: {first.get('msg')}")
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort: the client still gets OpenAI's envelope, the traceback goes to the log.
+        log.exception("unhandled error", exc_info=exc)
+        return _error_response(request, ProxyError("The proxy hit an internal error."))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = ProxyError(str(exc.detail))
+        error.status_code = exc.status_code
+        error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return _error_response(request, error)

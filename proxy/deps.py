@@ -1,0 +1,108 @@
+"""FastAPI dependencies as `Annotated` aliases: what routers need from `app.state`."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+from pydantic import ValidationError
+
+from proxy.auth import KeyRing
+from proxy.errors import InvalidRequest, PayloadTooLarge
+from proxy.protocol import ChatCompletionRequest
+from proxy.serving.chat import ChatService
+from proxy.serving.records import RequestContext
+from proxy.settings import Settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ROUTES = ("auto", "student", "teacher")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_chat_service(request: Request) -> ChatService:
+    return request.app.state.chat  # type: ignore[no-any-return]
+
+
+def get_keys(request: Request) -> KeyRing:
+    return request.app.state.keys  # type: ignore[no-any-return]
+
+
+def client_host(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def require_admin(request: Request) -> None:
+    get_keys(request).admin(request.headers.get("authorization"), client_host(request))
+
+
+def request_context(request: Request) -> RequestContext:
+    started = time.perf_counter()
+    key_hash = get_keys(request).client(request.headers.get("authorization"))
+    incoming = request.headers.get("x-request-id")
+    request_id = incoming if incoming and _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    request.state.request_id = request_id
+    route = (request.headers.get("x-distill-route") or "auto").strip().lower()
+    if route not in ROUTES:
+        raise InvalidRequest(
+            f"x-distill-route must be one of {', '.join(ROUTES)}, not {route!r}",
+            param="x-distill-route",
+        )
+    tag = request.headers.get("x-distill-tag")
+    return RequestContext(
+        request_id=request_id,
+        started=started,
+        client_key_hash=key_hash,
+        forced_route=route,
+        tag=tag[:128] if tag else None,
+    )
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+    size = 0
+    parts: list[bytes] = []
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    return f"Invalid request: {loc or 'body'}: {first.get('msg')}", loc or None
+
+
+async def chat_body(request: Request) -> dict[str, Any]:
+    """The client's JSON body, validated, returned as the raw dict (so unknown fields pass)."""
+    raw = await read_limited(request, get_settings(request).max_body_bytes)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    try:
+        ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        message, param = _validation_message(exc)
+        raise InvalidRequest(message, param=param) from None
+    return body
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+ContextDep = Annotated[RequestContext, Depends(request_context)]
+ChatBodyDep = Annotated[dict[str, Any], Depends(chat_body)]
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,267 @@
+"""`BatchSink`: puts batches of log records into DuckDB, or into the spill journal.
+
+Used only from the writer thread (except `spill`, which is thread-safe). It owns
+the write connection and decides, per failure, what happens to the rows:
+
+- a failure that says nothing about the rows (disk full, I/O error, lock, lost
+  connection) spills the whole batch to the journal for a later replay;
+- a failure caused by the rows (a bad value, a duplicate id) is isolated row by
+  row: a duplicate id gets a suffix, an invalid row goes to ``rejected.jsonl``;
+- only rows the journal cannot take are dropped, counted and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from proxy.logstore.journal import SpillJournal
+from proxy.logstore.rows import ROW_ERRORS, Columns, InsertBatch, select_rows, to_columns
+from proxy.logstore.schema import migrate
+
+log = logging.getLogger(__name__)
+
+Record = Mapping[str, Any]
+Connect = Callable[[Path], duckdb.DuckDBPyConnection]
+
+_CONVERT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OverflowError)
+_PROBE_SECONDS = 5.0  # while DuckDB is failing and no rows arrive, how often replay probes it
+_LOG_EVERY_SECONDS = 30.0
+
+
+class LogStoreUnavailable(RuntimeError):
+    """The log store is not open, closed, or cannot be (re)opened."""
+
+
+# Failures that say nothing about the rows: spill them and retry later.
+FAILURES: tuple[type[BaseException], ...] = (duckdb.Error, OSError, LogStoreUnavailable)
+
+
+def connect_db(path: Path) -> duckdb.DuckDBPyConnection:
+    """Opens the log database for writing (DuckDB replays its WAL after a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path))
+
+
+@dataclass
+class Counters:
+    written: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    dropped: int = 0
+    write_errors: int = 0
+    rejected: int = 0
+    renamed: int = 0
+    last_error: str | None = None
+    last_drop_log: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class BatchSink:
+    """The write side of the log store: DuckDB first, the journal when DuckDB fails."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        journal: SpillJournal,
+        connect: Connect,
+        insert: InsertBatch,
+        batch_size: int,
+    ) -> None:
+        self.db_path = db_path
+        self.journal = journal
+        self.counters = Counters()
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.healthy = True
+        self._connect = connect
+        self._insert = insert
+        self._batch_size = batch_size
+        self._next_probe = 0.0
+        self._last_log = 0.0
+
+    # --- connection ------------------------------------------------------------------
+    def open(self) -> None:
+        conn = self._connect(self.db_path)
+        migrate(conn)
+        self.conn = conn
+
+    def require_conn(self) -> duckdb.DuckDBPyConnection:
+        if self.conn is None:
+            try:
+                self.open()
+            except FAILURES as exc:
+                raise LogStoreUnavailable(f"cannot reopen the log store: {exc}") from exc
+        assert self.conn is not None
+        return self.conn
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute("CHECKPOINT")  # next open need not replay a WAL
+        except duckdb.Error as exc:
+            log.warning("checkpoint on close failed: %s", exc)
+        conn.close()
+
+    def _reset_conn(self) -> None:
+        # A fatal error invalidates the database instance; reopen it on the next write.
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except duckdb.Error as exc:
+                log.warning("closing the failed log connection: %s", exc)
+
+    # --- writing ---------------------------------------------------------------------
+    def write(self, records: Sequence[Record]) -> None:
+        """Inserts one batch; on failure spills or isolates it (never raises)."""
+        good, columns = self._convert(records)
+        if not good:
+            return
+        try:
+            self._insert(self.require_conn(), columns, False)
+        except ROW_ERRORS:
+            self.counters.written += self._isolate(good, columns, ignore_conflicts=False)
+            return
+        except FAILURES as exc:
+            self._failed(exc)
+            self.spill(good)
+            return
+        self.healthy = True
+        self.counters.written += len(good)
+
+    def should_replay(self) -> bool:
+        return self.journal.has_pending() and (
+            self.healthy or time.monotonic() >= self._next_probe
+        )
+
+    def replay_one(self) -> bool:
+        """Replays the oldest journal file; True when it was fully consumed."""
+        path = self.journal.next_file()
+        if path is None:
+            return False
+        raw, torn = self.journal.read(path)
+        if torn:
+            self.count_dropped(torn, f"{torn} unreadable line(s) in {path.name}")
+        records, columns = self._convert(raw)
+        try:
+            conn = self.require_conn()
+            for start in range(0, len(records), self._batch_size):
+                rows = list(range(start, min(start + self._batch_size, len(records))))
+                chunk = select_rows(columns, rows)
+                try:
+                    # OR IGNORE: rows of a chunk that got in before a crash or failure.
+                    self._insert(conn, chunk, True)
+                except ROW_ERRORS:
+                    self._isolate([records[i] for i in rows], chunk, ignore_conflicts=True)
+        except FAILURES as exc:
+            self._failed(exc)
+            return False  # the file stays for the next attempt
+        self.journal.remove(path)
+        self.counters.replayed += len(records)
+        self.healthy = True
+        log.info("replayed %d spilled log rows from %s", len(records), path.name)
+        return True
+
+    def _convert(self, records: Sequence[Record]) -> tuple[list[Record], Columns]:
+        try:
+            return list(records), to_columns(records)
+        except _CONVERT_ERRORS:
+            good: list[Record] = []
+            for record in records:
+                try:
+                    to_columns([record])
+                    good.append(record)
+                except _CONVERT_ERRORS as exc:
+                    self._reject([record], exc)
+            return good, to_columns(good)
+
+    def _isolate(self, records: list[Record], columns: Columns, ignore_conflicts: bool) -> int:
+        """Row-by-row fallback after a content error; returns rows inserted."""
+        inserted = 0
+        for i, record in enumerate(records):
+            try:
+                self._insert_single(select_rows(columns, [i]), ignore_conflicts)
+                inserted += 1
+            except ROW_ERRORS as exc:
+                self._reject([record], exc)
+            except FAILURES as exc:
+                self._failed(exc)
+                self.spill(records[i:])
+                break
+        return inserted
+
+    def _insert_single(self, single: Columns, ignore_conflicts: bool) -> None:
+        conn = self.require_conn()
+        try:
+            self._insert(conn, single, ignore_conflicts)
+        except duckdb.IntegrityError:
+            # Same id twice (a client reusing x-request-id): keep the row under a new id.
+            original = single[0][0] or "missing-id"
+            single[0][0] = f"{original}~{uuid.uuid4().hex[:8]}"
+            self._insert(conn, single, ignore_conflicts)
+            self.counters.renamed += 1
+            log.warning("duplicate request id %r logged as %r", original, single[0][0])
+
+    # --- failure accounting ------------------------------------------------------------
+    def _failed(self, exc: BaseException) -> None:
+        c = self.counters
+        c.write_errors += 1
+        c.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        now = time.monotonic()
+        if self.healthy or now - self._last_log >= _LOG_EVERY_SECONDS:
+            log.error(
+                "request log write failed, spilling to %s: %s", self.journal.directory, c.last_error
+            )
+            self._last_log = now
+        self.healthy = False
+        self._next_probe = now + _PROBE_SECONDS
+        if isinstance(exc, duckdb.FatalException | duckdb.ConnectionException):
+            self._reset_conn()
+
+    def spill(self, records: Sequence[Record]) -> None:
+        """Journal the records (thread-safe); what does not fit is dropped and counted."""
+        try:
+            kept = self.journal.append(records)
+        except OSError as exc:
+            kept = 0
+            self.counters.last_error = f"spill journal: {exc}"[:500]
+        with self.counters.lock:
+            self.counters.spilled += kept
+        if kept < len(records):
+            self.count_dropped(len(records) - kept, "spill journal full or unwritable")
+
+    def _reject(self, records: Sequence[Record], exc: BaseException) -> None:
+        try:
+            kept = self.journal.reject(records)
+        except OSError as io_exc:
+            kept = 0
+            self.counters.last_error = f"rejected-rows file: {io_exc}"[:500]
+        with self.counters.lock:
+            self.counters.rejected += kept
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        log.error("request log refused %d row(s) (%s)", len(records), reason)
+        if kept < len(records):
+            self.count_dropped(len(records) - kept, "rejected-rows file full")
+
+    def count_dropped(self, n: int, why: str) -> None:
+        # Throttled: with a full journal under a flood this runs once per request.
+        c = self.counters
+        with c.lock:
+            c.dropped += n
+            total = c.dropped
+            now = time.monotonic()
+            loud = total == n or now - c.last_drop_log >= 1.0
+            if loud:
+                c.last_drop_log = now
+        if loud:
+            log.error("request log DROPPED %d row(s): %s (total dropped: %d)", n, why, total)

@@ -1,0 +1,31 @@
+"""POST /v1/chat/completions: a thin router over `ChatService`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from proxy.deps import ChatBodyDep, ChatServiceDep, ContextDep
+from proxy.protocol import ChatCompletionRequest, ErrorResponse
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/chat/completions",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
+        }
+    },
+    responses={
+        400: {"model": ErrorResponse},
+        401: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        502: {"model": ErrorResponse},
+        504: {"model": ErrorResponse},
+    },
+)
+async def chat_completions(ctx: ContextDep, body: ChatBodyDep, service: ChatServiceDep) -> Response:
+    return await service.complete(ctx, body)

@@ -1,0 +1,43 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
+    state = request.app.state
+    pool = state.pool
+    reasons = []
+    if not pool.available():
+        reasons.append(f"student not ready: {pool.reason()}")
+    supervisor = state.supervisor
+    detail: dict[str, Any] = {
+        "student": pool.status(),
+        "student_version": state.active.current.version,
+        "teacher_configured": state.teacher is not None,
+    }
+    if supervisor is not None:
+        detail["supervisor"] = {
+            "state": supervisor.state,
+            "reason": supervisor.reason,
+            "restarts": supervisor.restarts,
+            "log": str(supervisor.log_path),
+        }
+    return not reasons, {"ready": not reasons, "reasons": reasons, **detail}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    ready, body = readiness(request)
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,42 @@
+"""Running the app under uvicorn: the bind-address safety check, graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from proxy.app import create_app
+from proxy.auth import is_loopback
+from proxy.settings import Settings
+
+
+class BindRefused(SystemExit):
+    pass
+
+
+def check_bind(settings: Settings) -> None:
+    """Without client keys the proxy is an open relay to a paid API: loopback only."""
+    if not settings.client_keys and not is_loopback(settings.host):
+        raise BindRefused(
+            f"distill: refusing to bind {settings.host} without client keys; set DISTILL_API_KEYS "
+            "(comma-separated) or bind 127.0.0.1."
+        )
+
+
+def serve(settings: Settings) -> int:
+    check_bind(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("distill").info(
+        "distill proxy on http://%s:%s/v1 (DuckDB %s)", settings.host, settings.port, settings.db
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        log_level="info",
+        access_log=False,
+    )
+    uvicorn.Server(config).run()
+    return 0

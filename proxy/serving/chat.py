@@ -1,0 +1,357 @@
+"""Chat completions: decide the route, ask the student, fall back to the teacher, log.
+
+The route is always decided before the first byte goes to the client, so a
+streamed answer is never half student, half teacher:
+
+1. forced route (`x-distill-route`), unsupported features (tools, images, ...)
+   and an unavailable student go straight to the teacher;
+2. otherwise the student answers in full (non-streaming, with logprobs), the
+   configured scorer rates it, and it is served when ``score >= threshold``;
+3. else the teacher answers (retried within a deadline); if the teacher fails
+   the student's answer is served, marked ``x-distill-degraded``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
+from proxy.observability.hooks import RequestObserver
+from proxy.serving import records
+from proxy.serving.records import RequestContext
+from proxy.serving.shadow import ShadowSampler
+from proxy.serving.sse import DONE, completion_to_chunks, encode
+from proxy.serving.student_call import (
+    StudentAnswer,
+    StudentFailure,
+    ask_student,
+    client_view,
+    format_confidence,
+    scorer_for,
+    unsupported_feature,
+)
+from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.serving.teacher_relay import relay_teacher_stream, teacher_client_view
+from proxy.settings import Settings
+from proxy.upstream.students import StudentPool
+from proxy.upstream.teacher import TeacherClient
+
+RecordSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Decision:
+    serve_student: bool
+    reason: str
+    answer: StudentAnswer | None = None
+    failure: StudentFailure | None = None
+    threshold: float | None = None
+    version: StudentVersion | None = None
+    pending_student: asyncio.Task[StudentAnswer | StudentFailure] | None = None
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: StudentPool,
+        teacher: TeacherClient | None,
+        active: ActiveStudent,
+        sink: RecordSink,
+        observer: RequestObserver,
+        shadow: ShadowSampler,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.teacher = teacher
+        self.active = active
+        self._sink = sink
+        self._observer = observer
+        self._shadow = shadow
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- entry point -----------------------------------------------------------------
+    async def complete(self, ctx: RequestContext, body: dict[str, Any]) -> Response:
+        stream = bool(body.get("stream"))
+        record = records.base_record(ctx, body, stream)
+        try:
+            decision = await self._decide(ctx, body, record)
+            if decision.serve_student:
+                return self._serve_student(ctx, body, decision, record)
+            return await self._serve_teacher(ctx, body, decision, record)
+        except ProxyError as exc:
+            record.update(route=record.get("route") or "none", error=exc.message)
+            self._finish(record, ctx, exc.status_code)
+            raise
+
+    # --- routing ---------------------------------------------------------------------
+    def _pre_route(self, ctx: RequestContext, body: dict[str, Any]) -> str | None:
+        """A reason to skip the student entirely, or None to ask it."""
+        if ctx.forced_route == "teacher":
+            return "forced"
+        if ctx.forced_route == "student":
+            return None
+        feature = unsupported_feature(body, self.settings.unsupported)
+        if feature:
+            return f"unsupported:{feature}"
+        if not self.pool.available():
+            return "student_down" if self.pool.ready else "student_not_ready"
+        return None
+
+    def threshold_for(self, version: StudentVersion) -> float | None:
+        if self.settings.calibration_mode:
+            return version.threshold
+        return self.settings.confidence_threshold
+
+    def _ask(self, body: dict[str, Any], version: StudentVersion) -> Coroutine[Any, Any, Any]:
+        return ask_student(
+            self.pool,
+            body,
+            version,
+            scorer=scorer_for(version, self.settings.confidence_scorer),
+            timeout=self.settings.student_timeout,
+            top_logprobs=self.settings.student_top_logprobs,
+            max_tokens=self.settings.student_max_tokens,
+        )
+
+    async def _decide(
+        self, ctx: RequestContext, body: dict[str, Any], record: dict[str, Any]
+    ) -> Decision:
+        version = self.active.current
+        record.update(student_model=version.name, student_version=version.version)
+        skip = self._pre_route(ctx, body)
+        if skip is not None and (ctx.forced_route == "teacher" or self.teacher is not None):
+            return Decision(False, skip, version=version)
+        threshold = self.threshold_for(version)
+        if threshold is None and ctx.forced_route == "auto" and self.teacher is not None:
+            # Cold start: an uncalibrated student serves nothing, but its answer is
+            # still logged beside the teacher's (the pair calibration needs).
+            task = asyncio.ensure_future(self._ask(body, version))
+            return Decision(False, "uncalibrated", version=version, pending_student=task)
+        result = await self._ask(body, version)
+        return self._judge(ctx, result, threshold, version)
+
+    def _judge(
+        self,
+        ctx: RequestContext,
+        result: StudentAnswer | StudentFailure,
+        threshold: float | None,
+        version: StudentVersion,
+    ) -> Decision:
+        if isinstance(result, StudentFailure):
+            self._observer.on_upstream_error("student", result.reason)
+            if ctx.forced_route == "student" or self.teacher is None:
+                raise result.error
+            return Decision(False, result.reason, failure=result, version=version)
+        if ctx.forced_route == "student":
+            return Decision(True, "forced", answer=result, threshold=threshold, version=version)
+        if self.teacher is None:
+            return Decision(True, "no_teacher", answer=result, threshold=threshold, version=version)
+        confident = threshold is not None and result.score >= threshold
+        reason = "confident" if confident else "low_confidence"
+        return Decision(confident, reason, answer=result, threshold=threshold, version=version)
+
+    # --- the student's answer --------------------------------------------------------
+    def _headers(
+        self, ctx: RequestContext, route: str, reason: str, decision: Decision
+    ) -> dict[str, str]:
+        headers = {
+            "x-request-id": ctx.request_id,
+            "x-distill-route": route,
+            "x-distill-reason": reason,
+        }
+        if decision.version is not None:
+            headers["x-distill-student-version"] = decision.version.version
+        if decision.answer is not None:
+            confidence = format_confidence(decision.answer.score)
+            if confidence is not None:
+                headers["x-distill-confidence"] = confidence
+        return headers
+
+    def _note_student(self, record: dict[str, Any], decision: Decision) -> None:
+        answer = decision.answer
+        if answer is None:
+            return
+        records.add_student(record, answer.payload, answer.latency_ms)
+        record.update(scorer=answer.scorer, confidence=answer.score, threshold=decision.threshold)
+
+    def _serve_student(
+        self,
+        ctx: RequestContext,
+        body: dict[str, Any],
+        decision: Decision,
+        record: dict[str, Any],
+        degraded: str | None = None,
+    ) -> Response:
+        assert decision.answer is not None
+        self._note_student(record, decision)
+        reason = decision.reason
+        if degraded is None and reason == "no_teacher":
+            confident = (
+                decision.threshold is not None and decision.answer.score >= decision.threshold
+            )
+            degraded = None if confident else "no-teacher"
+        record.update(route="student", reason=reason, degraded=degraded)
+        headers = self._headers(ctx, "student", reason, decision)
+        if degraded:
+            headers["x-distill-degraded"] = degraded
+        payload = client_view(decision.answer.payload, body, str(body.get("model")))
+        shadow = self._maybe_shadow(body, record)
+        if not body.get("stream"):
+            self._finish(record, ctx, 200, extra=shadow)
+            return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = completion_to_chunks(
+            payload, include_usage=include_usage, keep_logprobs=bool(body.get("logprobs"))
+        )
+
+        async def gen() -> Any:
+            status = 499
+            try:
+                for i, chunk in enumerate(chunks):
+                    if i == 0:
+                        record["ttfb_ms"] = (time.perf_counter() - ctx.started) * 1000
+                    yield encode(chunk)
+                yield DONE
+                status = 200
+            finally:
+                if status != 200:
+                    record["error"] = "client disconnected mid-stream"
+                self._finish(record, ctx, status, extra=shadow)
+
+        return StreamingResponse(gen(), media_type="text/event-stream", headers=headers)
+
+    def _maybe_shadow(self, body: dict[str, Any], record: dict[str, Any]) -> Awaitable[None] | None:
+        if self.teacher is None or not self._shadow.take():
+            return None
+        teacher = self.teacher
+
+        async def shadow_call() -> None:
+            request, added = teacher.prepare({**body, "stream": False}, stream=False)
+            request.pop("stream_options", None)
+            try:
+                result = await teacher.chat(request, added)
+            except UpstreamError as exc:
+                record["error"] = f"shadow teacher call failed: {exc.message}"
+                self._observer.on_upstream_error("teacher", type(exc).__name__)
+                return
+            records.add_teacher(record, result.payload, result.latency_ms, result.retries)
+            record.update(shadow=True, teacher_model=request["model"])
+
+        return shadow_call()
+
+    # --- the teacher's answer --------------------------------------------------------
+    async def _serve_teacher(
+        self,
+        ctx: RequestContext,
+        body: dict[str, Any],
+        decision: Decision,
+        record: dict[str, Any],
+    ) -> Response:
+        if self.teacher is None:
+            raise ServiceUnavailable(
+                "the student is unavailable and no teacher is configured", code="no_upstream"
+            )
+        self._note_student(record, decision)
+        if decision.failure is not None:
+            record["error"] = f"student: {decision.failure.error.message}"
+        record.update(route="teacher", reason=decision.reason)
+        headers = self._headers(ctx, "teacher", decision.reason, decision)
+        request, added = self.teacher.prepare(body, stream=bool(body.get("stream")))
+        record["teacher_model"] = request["model"]
+        extra = self._await_student(decision, record)
+        try:
+            if body.get("stream"):
+                return await relay_teacher_stream(
+                    self.teacher,
+                    request,
+                    added,
+                    body,
+                    ctx,
+                    record,
+                    headers,
+                    finish=lambda status: self._finish(record, ctx, status, extra=extra),
+                )
+            result = await self.teacher.chat(request, added)
+        except UpstreamError as exc:
+            self._observer.on_upstream_error("teacher", type(exc).__name__)
+            return self._teacher_failed(ctx, body, decision, record, exc, extra)
+        records.add_teacher(record, result.payload, result.latency_ms, result.retries)
+        self._finish(record, ctx, 200, extra=extra)
+        payload = teacher_client_view(result.payload, added)
+        return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
+
+    def _teacher_failed(
+        self,
+        ctx: RequestContext,
+        body: dict[str, Any],
+        decision: Decision,
+        record: dict[str, Any],
+        exc: UpstreamError,
+        extra: Awaitable[None] | None,
+    ) -> Response:
+        """Degrades to the student's answer when there is one; else the error goes out."""
+        if extra is not None:
+            self._spawn(extra)
+        record["error"] = f"teacher: {exc.message}"
+        if decision.answer is None or getattr(exc, "payload", None) is not None:
+            raise exc
+        self._observer.on_upstream_error("teacher", "degraded")
+        return self._serve_student(ctx, body, decision, record, degraded="teacher-unavailable")
+
+    def _await_student(self, decision: Decision, record: dict[str, Any]) -> Awaitable[None] | None:
+        task = decision.pending_student
+        if task is None:
+            return None
+
+        async def wait() -> None:
+            result = await task
+            if isinstance(result, StudentAnswer):
+                records.add_student(record, result.payload, result.latency_ms)
+                record.update(scorer=result.scorer, confidence=result.score)
+            else:
+                record["student_text"] = None
+
+        return wait()
+
+    # --- logging ---------------------------------------------------------------------
+    def _finish(
+        self,
+        record: dict[str, Any],
+        ctx: RequestContext,
+        status: int,
+        extra: Awaitable[None] | None = None,
+    ) -> None:
+        records.finish(record, ctx, time.perf_counter(), status)
+        if extra is None:
+            self._submit(record)
+            return
+
+        async def later() -> None:
+            try:
+                await extra
+            finally:
+                self._submit(record)
+
+        self._spawn(later())
+
+    def _submit(self, record: dict[str, Any]) -> None:
+        self._observer.on_finish(record)
+        self._sink(record)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for background work (shadow calls, pending student answers) on shutdown."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)

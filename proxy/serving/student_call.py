@@ -1,0 +1,154 @@
+"""Asking the student: the request as vLLM gets it, and its scored answer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from proxy.serving.confidence import score_response
+from proxy.serving.student_state import StudentVersion
+from proxy.upstream.students import StudentPool
+
+# Features a request may use that a small student cannot serve (checked per request).
+FEATURE_CHECKS = {
+    "tools": lambda body: bool(body.get("tools")) or bool(body.get("tool_choice")),
+    "functions": lambda body: bool(body.get("functions")),
+    "images": lambda body: _has_part(body, {"image_url", "input_image"}),
+    "audio": lambda body: (
+        _has_part(body, {"input_audio", "audio"})
+        or bool(body.get("audio"))
+        or "audio" in (body.get("modalities") or [])
+    ),
+}
+
+
+def _has_part(body: dict[str, Any], kinds: set[str]) -> bool:
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") in kinds for p in content
+        ):
+            return True
+    return False
+
+
+def unsupported_feature(body: dict[str, Any], features: frozenset[str]) -> str | None:
+    for name in features:
+        check = FEATURE_CHECKS.get(name)
+        if check is not None and check(body):
+            return name
+    return None
+
+
+@dataclass
+class StudentAnswer:
+    payload: dict[str, Any]
+    latency_ms: float
+    score: float
+    scorer: str
+
+
+@dataclass
+class StudentFailure:
+    reason: str
+    """`student_timeout`, `student_error` or `student_down`."""
+    error: ProxyError
+
+
+def strip_prompt_prefix(messages: list[Any], prefix: str | None) -> list[Any]:
+    """Drops the system message the adapter has learned (prompt pruning)."""
+    if not prefix or not messages:
+        return messages
+    first = messages[0]
+    if isinstance(first, dict) and first.get("role") == "system" and first.get("content") == prefix:
+        return messages[1:]
+    return messages
+
+
+def student_body(
+    body: dict[str, Any], version: StudentVersion, top_logprobs: int, max_tokens: int | None
+) -> dict[str, Any]:
+    out = dict(body)
+    out["model"] = version.name
+    out["stream"] = False
+    out.pop("stream_options", None)
+    out["logprobs"] = True
+    out["top_logprobs"] = max(int(body.get("top_logprobs") or 0), top_logprobs)
+    out["messages"] = strip_prompt_prefix(list(body.get("messages") or []), version.prompt_prefix)
+    if max_tokens is not None:
+        for key in ("max_tokens", "max_completion_tokens"):
+            if out.get(key) is None or out[key] > max_tokens:
+                out[key] = max_tokens
+    if version.closed_set and not (body.get("response_format") or body.get("tools")):
+        out["structured_outputs"] = {"choice": list(version.closed_set)}
+    return out
+
+
+def scorer_for(version: StudentVersion, configured: str) -> str:
+    if version.scorer:
+        return version.scorer
+    return configured
+
+
+async def ask_student(
+    pool: StudentPool,
+    body: dict[str, Any],
+    version: StudentVersion,
+    *,
+    scorer: str,
+    timeout: float,
+    top_logprobs: int,
+    max_tokens: int | None,
+) -> StudentAnswer | StudentFailure:
+    endpoint = pool.pick()
+    if endpoint is None:
+        return StudentFailure("student_down", ServiceUnavailable(pool.reason()))
+    request = student_body(body, version, top_logprobs, max_tokens)
+    endpoint.inflight += 1
+    try:
+        result = await endpoint.upstream.chat(request, timeout)
+    except UpstreamTimeout as exc:
+        endpoint.breaker.failure()
+        return StudentFailure("student_timeout", exc)
+    except UpstreamError as exc:
+        endpoint.breaker.failure()
+        return StudentFailure("student_error", exc)
+    finally:
+        endpoint.inflight -= 1
+    endpoint.breaker.success()
+    value = score_response(scorer, result.payload)
+    return StudentAnswer(result.payload, result.latency_ms, value, scorer)
+
+
+def client_view(
+    payload: dict[str, Any], body: dict[str, Any], requested_model: str
+) -> dict[str, Any]:
+    """The student's answer as the client sees it: its model name, its logprobs only."""
+    out = dict(payload)
+    out["model"] = requested_model
+    wanted = bool(body.get("logprobs"))
+    k = int(body.get("top_logprobs") or 0)
+    choices = []
+    for choice in payload.get("choices") or []:
+        choice = dict(choice)
+        if not wanted:
+            choice["logprobs"] = None
+        elif choice.get("logprobs"):
+            content = [
+                {**t, "top_logprobs": (t.get("top_logprobs") or [])[:k]}
+                for t in choice["logprobs"].get("content") or []
+            ]
+            choice["logprobs"] = {**choice["logprobs"], "content": content}
+        choices.append(choice)
+    out["choices"] = choices
+    return out
+
+
+def format_confidence(value: float | None) -> str | None:
+    if value is None:
+        return None
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    return f"{value:.4f}"

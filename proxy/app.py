@@ -22,8 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proxy.auth import KeyRing
 from proxy.errors import InvalidRequest, ProxyError
-from proxy.observability.hooks import NullObserver, RequestObserver
-from proxy.routers import chat, health, models
+from proxy.limits import RateLimiter
+from proxy.limits.http import seed_spend_from_log
+from proxy.loop.scheduler import start_loop, stop_loop
+from proxy.observability.hooks import RequestObserver
+from proxy.privacy import build_sink, run_retention, scrub_secrets, scrubber_from_settings
+from proxy.routers import admin, chat, health, models, stats
 from proxy.serving.chat import ChatService
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.student_state import ActiveStudent, StudentVersion
@@ -86,12 +90,14 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.active = ActiveStudent(StudentVersion(name=settings.student_model or ""))
     state.models_cache = {}
     state.writer = build_writer(settings)
+    state.limiter = RateLimiter.from_settings(settings)
+    state.scrubber = scrubber_from_settings(settings)
     state.chat = ChatService(
         settings,
         state.pool,
         state.teacher,
         state.active,
-        sink=state.writer.submit,
+        sink=build_sink(settings, state.writer.submit, state.limiter.settle),
         observer=state.observer,
         shadow=ShadowSampler(settings.effective_shadow_rate, settings.shadow_budget_per_hour),
     )
@@ -106,7 +112,9 @@ def build_writer(settings: Settings) -> Any:
 
 
 def build_observer(app: FastAPI, settings: Settings) -> RequestObserver:
-    return NullObserver()
+    from proxy.observability.observer import build_accounting
+
+    return build_accounting(app.state, settings)
 
 
 async def _watch_students(app: FastAPI) -> None:
@@ -159,9 +167,19 @@ async def _start_student(app: FastAPI) -> None:
         )
 
 
+async def _start_limits_and_retention(app: FastAPI) -> None:
+    state = app.state
+    await seed_spend_from_log(state.limiter, state.writer)
+    days = state.settings.retention_days
+    if days:
+        job = run_retention(state.writer, days, state.settings.retention_interval)
+        state.background.append(asyncio.create_task(job, name="retention"))
+
+
 async def _shutdown(app: FastAPI) -> None:
     state = app.state
     settings: Settings = state.settings
+    await stop_loop(app)
     for task in state.background:
         task.cancel()
     for task in state.background:
@@ -183,7 +201,9 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _build_state(app, settings, transports)
         app.state.writer.start()
+        await _start_limits_and_retention(app)
         await _start_student(app)
+        await start_loop(app)
         try:
             yield
         finally:
@@ -195,7 +215,7 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
         lifespan=lifespan,
         description="OpenAI-compatible distilling inference proxy.",
     )
-    for router in (chat.router, models.router, health.router):
+    for router in (chat.router, models.router, health.router, stats.router, admin.router):
         app.include_router(router)
     install_error_handlers(app)
     return app
@@ -206,7 +226,9 @@ def _error_response(request: Request, exc: ProxyError) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         headers["x-request-id"] = request_id
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    # Upstream errors are relayed; one that echoes a key it was sent must not pass it on.
+    body = scrub_secrets(request.app.state, exc.body())
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -94,6 +94,12 @@ async def chat_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:
+        # What cannot be encoded again (orjson nests at most 254 levels deep) could be
+        # neither forwarded nor logged: refuse it here instead of failing later with a 500.
+        orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequest(f"The request body cannot be processed: {exc}") from None
+    try:
         ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
         message, param = _validation_message(exc)

@@ -13,12 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from proxy.limits.policy import KeyLimits
 
 DEFAULT_TEACHER_URL = "https://api.openai.com/v1"
 ScorerName = Literal["mean_logprob", "min_prob", "mean_entropy"]
@@ -46,6 +48,13 @@ class _TomlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class TokenPrice(BaseModel):
+    """A model's price in USD per 1M tokens (costs and metrics)."""
+
+    input: float = Field(ge=0, description="USD per 1M prompt tokens.")
+    output: float = Field(ge=0, description="USD per 1M completion tokens.")
 
 
 class Settings(BaseSettings):
@@ -217,6 +226,103 @@ class Settings(BaseSettings):
         20.0, ge=0, description="Seconds in-flight requests get to finish on SIGTERM."
     )
 
+    # --- limits and privacy (proxy/limits, proxy/privacy) -------------------------
+    limit_rpm: int | None = Field(
+        None, ge=0, description="Requests per minute per client key (unset: unlimited)."
+    )
+    limit_tpm: int | None = Field(
+        None,
+        ge=0,
+        description="Tokens per minute per client key: estimated on arrival as prompt "
+        "characters / 4 + max_tokens (x n), corrected by the upstream's usage afterwards.",
+    )
+    limit_usd_per_day: float | None = Field(
+        None, ge=0, description="Spend budget per client key per UTC day (uses cost_usd)."
+    )
+    limit_usd_per_month: float | None = Field(
+        None, ge=0, description="Spend budget per client key per UTC month (uses cost_usd)."
+    )
+    key_limits: dict[str, KeyLimits] = Field(
+        default_factory=dict,
+        description="Per-key overrides of the four limits, keyed by the key's sha256 hex digest "
+        "(`printf %s KEY | sha256sum`; no plain keys in config) or `ip:ADDR` without keys. "
+        'TOML: `[key_limits.<digest>]` with rpm/tpm/usd_per_day/usd_per_month; env: JSON '
+        '`{"<digest>": {"rpm": 600}}`; JSON null lifts a default.',
+    )
+    limit_assumed_completion_tokens: int = Field(
+        256,
+        ge=1,
+        description="Completion tokens the tokens-per-minute estimate assumes when a request "
+        "sets no max_tokens.",
+    )
+    limit_without_keys: Literal["ip", "off"] = Field(
+        "ip",
+        description='Without DISTILL_API_KEYS: "ip" applies the default limits per client '
+        'address, "off" disables limits.',
+    )
+    redact_pii: bool = Field(
+        False,
+        description="Redact PII (see redact_kinds) from log rows before they are written, so "
+        "neither the DB nor training snapshots hold it. Answers to clients are unchanged.",
+    )
+    redact_kinds: str = Field(
+        "email,phone,card,iban",
+        description="Built-in detectors used with redact_pii (comma-separated: email, phone, "
+        "card (Luhn-checked), iban (mod-97-checked)).",
+    )
+    redact_patterns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra regexes for redact_pii, name -> Python regex; matches become "
+        '`<NAME>`. Env: JSON `{"ticket": "TICKET-\\\\d+"}`.',
+    )
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Erase request bodies and answers (request_json, texts, responses, "
+        "logprobs, error) older than this many days, keeping the aggregates. Unset: keep.",
+    )
+    retention_interval: float = Field(
+        3600.0, gt=0, description="Seconds between retention passes."
+    )
+
+    # --- costs and metrics ---------------------------------------------------------
+    teacher_prices: dict[str, TokenPrice] = Field(
+        default_factory=dict,
+        description="Teacher prices per model, USD per 1M tokens, merged over the built-in "
+        'table (docs/metrics.md); a name also matches its dated variants. TOML: '
+        '`[teacher_prices."gpt-4o"]` with `input`/`output`; env: JSON '
+        '`{"gpt-4o": {"input": 2.5, "output": 10}}`.',
+    )
+    teacher_default_price: TokenPrice = Field(
+        default_factory=lambda: TokenPrice(input=2.5, output=10.0),
+        description="Teacher price for models missing from the table (USD per 1M tokens; "
+        'env: JSON `{"input": 2.5, "output": 10}`).',
+    )
+    student_price_per_1m: float = Field(
+        0.05,
+        ge=0,
+        description="Student cost in USD per 1M tokens (prompt + completion); used unless "
+        "student_gpu_hour_usd is set.",
+    )
+    student_gpu_hour_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Student cost as a GPU-hour price; a generated token then costs "
+        "student_gpu_hour_usd / 3600 / student_tokens_per_second.",
+    )
+    student_tokens_per_second: float = Field(
+        500.0,
+        gt=0,
+        description="Measured generated tokens per second of the student server at your usual "
+        "concurrency (with student_gpu_hour_usd).",
+    )
+    metrics_public: bool = Field(
+        True, description="Serve /metrics without auth (for scrapers); false: admin key needed."
+    )
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, description="Lifetime of a /dashboard login cookie."
+    )
+
     # --- trainer (mapped onto trainer.config.TrainConfig) -------------------------
     train_min_rows: int = Field(
         50, ge=2, description="Fewest usable teacher-answered rows for a distillation run."
@@ -279,6 +385,61 @@ class Settings(BaseSettings):
         "closed set (structured choice); 0 disables.",
     )
     train_seed: int = Field(42, description="Seed of the training run.")
+
+    # --- continuous loop (scheduler, promotion, calibration; proxy/loop) ----------
+    train_schedule: str | None = Field(
+        None,
+        description='When the server starts a distillation run by itself: a cron expression '
+        '("0 3 * * *", server local time) or an interval ("30m", "6h", "1d"). Unset: never.',
+    )
+    train_every_rows: int | None = Field(
+        None,
+        ge=1,
+        description="Start a run as soon as this many new teacher-answered rows were logged "
+        "since the last run. Unset: off.",
+    )
+    train_rows_check_interval: float = Field(
+        5.0, gt=0, description="Seconds between checks of the train_every_rows trigger."
+    )
+    train_timeout: float = Field(
+        12 * 3600.0, gt=0, description="Seconds a training run may take before it is killed."
+    )
+    trainer_command: str | None = Field(
+        None,
+        description="Command line that runs one training run (shell-quoted; run arguments are "
+        "appended). Default: this Python with `-m trainer.run`.",
+    )
+    promotion_margin: float = Field(
+        0.02,
+        ge=-1,
+        le=1,
+        description="A candidate is promoted only if its agreement with the teacher on the "
+        "held-out split is at least the incumbent's plus this margin.",
+    )
+    regression_set: Path | None = Field(
+        None,
+        description="Optional JSONL of {messages, expected}: a candidate that answers fewer of "
+        "them correctly than the incumbent is rejected.",
+    )
+    promotion_eval_concurrency: int = Field(
+        4, ge=1, description="Requests in flight to vLLM while evaluating a candidate."
+    )
+    calibration_interval: float = Field(
+        300.0, gt=0, description="Seconds between re-calibrations from logged pairs."
+    )
+    calibration_min_pairs: int = Field(
+        30,
+        ge=1,
+        description="Fewest (student, teacher) pairs at or above a threshold for it to count "
+        "as calibrated; below it the student serves nothing (calibration mode).",
+    )
+    calibration_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="Confidence level of the Wilson lower bound used to compare the "
+        "agreement estimate with target_agreement.",
+    )
 
     @field_validator("teacher_url", "student_url")
     @classmethod

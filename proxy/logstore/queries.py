@@ -54,6 +54,11 @@ def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
 
+def _one(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> tuple[Any, ...]:
+    # fetchall: DuckDB 2 keeps a partly fetched result open on the connection.
+    return tuple(conn.execute(sql, params).fetchall()[0])
+
+
 def _since(since: datetime | None) -> tuple[str, list[Any]]:
     if since is None:
         return "", []
@@ -67,14 +72,15 @@ def _ratio(part: float | None, whole: float | None) -> float | None:
 def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> dict[str, Any]:
     """Totals: requests, route mix, fallback rate, cost vs teacher-only, latency by route."""
     where, params = _since(since)
-    total = conn.execute(
+    total = _one(
+        conn,
         "SELECT count(*), count(*) FILTER (route = 'teacher'), "
         "count(*) FILTER (teacher_latency_ms IS NOT NULL), "
         "coalesce(sum(cost_usd), 0), coalesce(sum(counterfactual_cost_usd), 0), "
         "count(*) FILTER (status_code >= 400) "
         f"FROM requests{where}",
         params,
-    ).fetchone() or (0, 0, 0, 0.0, 0.0, 0)
+    )
     requests, teacher, teacher_calls, cost, counterfactual, errors = total
     by_route = conn.execute(
         "SELECT coalesce(route, 'unknown') AS route, count(*) AS requests, "

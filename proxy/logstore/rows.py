@@ -10,7 +10,7 @@ not needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,7 +21,6 @@ import orjson
 from proxy.logstore.schema import JSON_COLUMNS, REQUEST_COLUMNS, TIMESTAMP_COLUMNS
 
 COLUMN_SET: frozenset[str] = frozenset(REQUEST_COLUMNS)
-_INDEX: dict[str, int] = {name: i for i, name in enumerate(REQUEST_COLUMNS)}
 _BATCH_VIEW = "_distill_log_batch"
 _COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 
@@ -73,17 +72,24 @@ def to_columns(records: Sequence[Mapping[str, Any]]) -> Columns:
     """Columnar batch in REQUEST_COLUMNS order; missing keys are NULL, unknown keys ignored."""
     n = len(records)
     columns: Columns = [[None] * n for _ in REQUEST_COLUMNS]
+    plan = _PLAN  # one dict lookup per value: this loop is the writer's hot path
     for row, record in enumerate(records):
         for key, value in record.items():
-            index = _INDEX.get(key)
-            if index is None or value is None:
+            step = plan.get(key)
+            if step is None or value is None:
                 continue
-            if key in JSON_COLUMNS:
-                value = json_text(value)
-            elif key in TIMESTAMP_COLUMNS:
-                value = utc_naive(value)
-            columns[index][row] = value
+            index, convert = step
+            columns[index][row] = value if convert is None else convert(value)
     return columns
+
+
+_PLAN: dict[str, tuple[int, Callable[[Any], Any] | None]] = {
+    name: (
+        i,
+        json_text if name in JSON_COLUMNS else utc_naive if name in TIMESTAMP_COLUMNS else None,
+    )
+    for i, name in enumerate(REQUEST_COLUMNS)
+}
 
 
 def select_rows(columns: Columns, rows: Sequence[int]) -> Columns:

@@ -131,15 +131,21 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+def _scalar(conn: duckdb.DuckDBPyConnection, sql: str) -> int:
+    # fetchall, not fetchone: DuckDB 2 keeps a partly fetched result open on the
+    # connection and refuses the next statement from another thread.
+    rows = conn.execute(sql).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
 def current_version(conn: duckdb.DuckDBPyConnection) -> int:
     """Highest applied migration version (0 for an empty database)."""
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    if not _scalar(
+        conn,
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'",
+    ):
         return 0
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    return int(row[0]) if row else 0
+    return _scalar(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations")
 
 
 def _check_order(migrations: tuple[Migration, ...]) -> None:

@@ -140,9 +140,7 @@ class BatchSink:
         self.counters.written += len(good)
 
     def should_replay(self) -> bool:
-        return self.journal.has_pending() and (
-            self.healthy or time.monotonic() >= self._next_probe
-        )
+        return self.journal.has_pending() and (self.healthy or time.monotonic() >= self._next_probe)
 
     def replay_one(self) -> bool:
         """Replays the oldest journal file; True when it was fully consumed."""

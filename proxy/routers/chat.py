@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from proxy.deps import ChatBodyDep, ChatServiceDep, ContextDep
+from proxy.limits.http import LimitDep
 from proxy.protocol import ChatCompletionRequest, ErrorResponse
 
 router = APIRouter()
@@ -23,9 +24,12 @@ router = APIRouter()
         400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
         502: {"model": ErrorResponse},
         504: {"model": ErrorResponse},
     },
 )
-async def chat_completions(ctx: ContextDep, body: ChatBodyDep, service: ChatServiceDep) -> Response:
+async def chat_completions(
+    ctx: ContextDep, body: ChatBodyDep, service: ChatServiceDep, _limits: LimitDep
+) -> Response:
     return await service.complete(ctx, body)

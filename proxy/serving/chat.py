@@ -24,6 +24,7 @@ from starlette.responses import Response, StreamingResponse
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
 from proxy.observability.hooks import RequestObserver
+from proxy.privacy.sink import scrubber_from_settings
 from proxy.serving import records
 from proxy.serving.records import RequestContext
 from proxy.serving.shadow import ShadowSampler
@@ -75,6 +76,8 @@ class ChatService:
         self._sink = sink
         self._observer = observer
         self._shadow = shadow
+        # Teacher error messages relayed mid-stream may echo a key; scrubbed like log rows.
+        self._scrub = scrubber_from_settings(settings).scrub
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- entry point -----------------------------------------------------------------
@@ -278,6 +281,7 @@ class ChatService:
                     record,
                     headers,
                     finish=lambda status: self._finish(record, ctx, status, extra=extra),
+                    scrub=self._scrub,
                 )
             result = await self.teacher.chat(request, added)
         except UpstreamError as exc:

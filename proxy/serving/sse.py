@@ -67,10 +67,10 @@ def completion_to_chunks(
     response: dict[str, Any], *, include_usage: bool, keep_logprobs: bool
 ) -> Iterator[dict[str, Any]]:
     """Yields the chunks of a finished completion: role, content, finish, then usage."""
-    base = {k: response[k] for k in ("id", "created", "model") if k in response}
+    base: dict[str, Any] = {k: response[k] for k in ("id", "created", "model") if k in response}
     if "system_fingerprint" in response:
         base["system_fingerprint"] = response["system_fingerprint"]
-    usage_base = {**base, "usage": None} if include_usage else base
+    usage_base: dict[str, Any] = {**base, "usage": None} if include_usage else base
     for choice in response.get("choices") or []:
         index = choice.get("index", 0)
         message = choice.get("message") or {}

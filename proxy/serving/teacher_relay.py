@@ -60,7 +60,9 @@ async def relay_teacher_stream(
     record: dict[str, Any],
     headers: dict[str, str],
     finish: Callable[[int], None],
+    scrub: Callable[[str], str] = str,
 ) -> StreamingResponse:
+    """`scrub` cleans the teacher's mid-stream error messages (they may echo its key)."""
     stack = AsyncExitStack()
     started = time.perf_counter()
     try:
@@ -68,7 +70,7 @@ async def relay_teacher_stream(
     except BaseException:
         await stack.aclose()
         raise
-    state = _RelayState(_ChunkFilter(body, added_logprobs))
+    state = _RelayState(_ChunkFilter(body, added_logprobs), scrub)
 
     async def gen() -> AsyncIterator[bytes]:
         try:
@@ -86,7 +88,8 @@ async def relay_teacher_stream(
 
 
 class _RelayState:
-    def __init__(self, chunk_filter: _ChunkFilter) -> None:
+    def __init__(self, chunk_filter: _ChunkFilter, scrub: Callable[[str], str] = str) -> None:
+        self.scrub = scrub
         self.acc = ChunkAccumulator()
         self.filter = chunk_filter
         self.status = 499  # until the stream completes, the client went away
@@ -128,7 +131,7 @@ class _RelayState:
             return None
         if "error" in chunk:
             message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else None
-            self.error = str(message or chunk["error"])
+            self.error = self.scrub(str(message or chunk["error"]))
             return None
         self.acc.add(chunk)
         out = self.filter(chunk)

@@ -1,0 +1,1 @@
+"""The Banking77 distillation benchmark: replay teacher, traffic driver, report."""

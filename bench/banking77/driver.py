@@ -1,0 +1,193 @@
+"""The traffic driver: sends Banking77 queries with the official `openai` SDK, concurrently.
+
+Each request is recorded with what a user of the proxy can observe: the served
+answer, the route and confidence headers, latency (and time to first token when
+streamed), token usage and errors. A mix of streaming and non-streaming calls is
+decided per query by a seeded hash, so reruns send the same mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from bench.banking77.confusions import unit_hash
+from bench.banking77.data import Example, build_messages, normalise_answer
+
+# A stream can break after the headers, below the SDK's own exception mapping.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (openai.APIConnectionError, OSError)
+try:
+    import httpx2
+
+    _TRANSPORT_ERRORS += (httpx2.HTTPError,)
+except ImportError:  # an openai SDK built on plain httpx
+    import httpx
+
+    _TRANSPORT_ERRORS += (httpx.HTTPError,)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request as the client saw it."""
+
+    phase: str
+    round: int
+    index: int
+    gold: str
+    stream: bool
+    status: int
+    answer: str | None = None
+    predicted: str | None = None
+    correct: bool = False
+    route: str | None = None
+    reason: str | None = None
+    confidence: float | None = None
+    degraded: str | None = None
+    student_version: str | None = None
+    latency_ms: float = 0.0
+    ttfb_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class DriverConfig:
+    """How the driver talks to its target."""
+
+    base_url: str
+    api_key: str = "bench-client"
+    model: str = "banking77-intent"
+    concurrency: int = 8
+    stream_fraction: float = 0.3
+    max_tokens: int = 24
+    timeout: float = 180.0
+    seed: int = 0
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Driver:
+    """Sends queries to one OpenAI-compatible base URL and records the outcome."""
+
+    def __init__(self, cfg: DriverConfig, labels: list[str]) -> None:
+        self.cfg, self.labels = cfg, labels
+        # The SDK's default pool (1000 connections) never queues our workers.
+        self.client = AsyncOpenAI(
+            base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=cfg.timeout
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    def is_stream(self, index: int) -> bool:
+        return unit_hash(self.cfg.seed, "stream", index) < self.cfg.stream_fraction
+
+    async def run(
+        self,
+        items: Sequence[tuple[int, Example]],
+        phase: str,
+        round_no: int,
+        headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        stop: Callable[[list[RequestRecord]], bool] | None = None,
+        force_stream: bool | None = None,
+    ) -> list[RequestRecord]:
+        """Sends `items` with bounded concurrency; stops dispatching once `stop(records)`."""
+        records: list[RequestRecord] = []
+        queue = list(reversed(items))
+
+        async def worker() -> None:
+            while queue and not (stop is not None and stop(records)):
+                index, example = queue.pop()
+                stream = self.is_stream(index) if force_stream is None else force_stream
+                rec = await self.one(index, example, stream, phase, round_no, headers, extra_body)
+                records.append(rec)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.cfg.concurrency))))
+        return records
+
+    async def one(
+        self,
+        index: int,
+        example: Example,
+        stream: bool,
+        phase: str,
+        round_no: int,
+        headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> RequestRecord:
+        """One chat completion; never raises for HTTP-level failures (they are recorded)."""
+        rec = RequestRecord(phase, round_no, index, example.label, stream, status=0)
+        kwargs: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": build_messages(example.text, self.labels),
+            "temperature": 0,
+            "max_tokens": self.cfg.max_tokens,
+            "extra_headers": headers or None,
+            "extra_body": extra_body or None,
+        }
+        start = time.perf_counter()
+        try:
+            if stream:
+                await self._streamed(rec, kwargs, start)
+            else:
+                await self._plain(rec, kwargs)
+        except openai.APIStatusError as exc:
+            rec.status, rec.error = exc.status_code, str(exc)[:300]
+            self._headers(rec, exc.response.headers)
+        except _TRANSPORT_ERRORS as exc:
+            rec.error = f"{type(exc).__name__}: {exc}"[:300]
+        rec.latency_ms = (time.perf_counter() - start) * 1000
+        rec.predicted = normalise_answer(rec.answer, self.labels)
+        rec.correct = rec.predicted == rec.gold
+        return rec
+
+    def _headers(self, rec: RequestRecord, headers: Mapping[str, str]) -> None:
+        rec.route = headers.get("x-distill-route")
+        rec.reason = headers.get("x-distill-reason")
+        rec.confidence = _float(headers.get("x-distill-confidence"))
+        rec.degraded = headers.get("x-distill-degraded")
+        rec.student_version = headers.get("x-distill-student-version")
+
+    async def _plain(self, rec: RequestRecord, kwargs: dict[str, Any]) -> None:
+        raw = await self.client.chat.completions.with_raw_response.create(**kwargs)
+        rec.status = raw.status_code
+        self._headers(rec, raw.headers)
+        completion = raw.parse()
+        rec.answer = completion.choices[0].message.content if completion.choices else None
+        if completion.usage is not None:
+            rec.prompt_tokens = completion.usage.prompt_tokens
+            rec.completion_tokens = completion.usage.completion_tokens
+
+    async def _streamed(self, rec: RequestRecord, kwargs: dict[str, Any], start: float) -> None:
+        raw = await self.client.chat.completions.with_raw_response.create(
+            stream=True, stream_options={"include_usage": True}, **kwargs
+        )
+        rec.status = raw.status_code
+        self._headers(rec, raw.headers)
+        parts: list[str] = []
+        async for chunk in raw.parse():
+            if chunk.usage is not None:
+                rec.prompt_tokens = chunk.usage.prompt_tokens
+                rec.completion_tokens = chunk.usage.completion_tokens
+            for choice in chunk.choices:
+                if choice.index == 0 and choice.delta.content:
+                    if rec.ttfb_ms is None:
+                        rec.ttfb_ms = (time.perf_counter() - start) * 1000
+                    parts.append(choice.delta.content)
+        rec.answer = "".join(parts)

@@ -1,0 +1,145 @@
+"""The markdown page of a Banking77 benchmark run (results.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def _lat(segment: dict[str, Any] | None, route: str) -> str:
+    lat = (segment or {}).get("latency_ms", {}).get(route)
+    return "-" if not lat else f"{ms(lat['p50'])} / {ms(lat['p95'])}"
+
+
+def _prices(summary: dict[str, Any]) -> str:
+    p = summary["prices_usd_per_million_tokens"]
+    return (
+        f"teacher {p['teacher_in']} in / {p['teacher_out']} out, "
+        f"student {p['student_in']} in / {p['student_out']} out"
+    )
+
+
+def _round_rows(rows: list[dict[str, Any]]) -> list[str]:
+    head = (
+        "| round | requests so far | segment requests | teacher calls | fallback rate | "
+        "served acc. | student-only acc. (val) | cost vs all-teacher | "
+        "student p50/p95 ms | teacher p50/p95 ms | run s (train+eval) | run |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        seg = r["segment"] or {}
+        train = r["training_seconds"]
+        lines.append(
+            f"| {r['round']} | {r['requests_so_far']} | {seg.get('requests', '-')} | "
+            f"{seg.get('teacher_calls', '-')} | {pct(seg.get('fallback_rate'))} | "
+            f"{pct(seg.get('served_accuracy'))} | {pct(r['student_only_accuracy'])} | "
+            f"{pct(seg.get('cost_ratio'))} | {_lat(seg, 'student')} | {_lat(seg, 'teacher')} | "
+            f"{'-' if train is None else f'{train:.0f}'} | {r['run_status'] or '-'} |"
+        )
+    return lines
+
+
+def _baseline_lines(b: dict[str, Any]) -> list[str]:
+    teacher = b["all_teacher"]
+    lines = [
+        "| baseline | requests | accuracy | teacher calls | cost vs all-teacher |",
+        "|---|---|---|---|---|",
+        f"| all-teacher (replay teacher, same traffic) | {teacher['requests']} | "
+        f"{pct(teacher['accuracy'])} | 100.0% | 100.0% |",
+    ]
+    base = b.get("base_student")
+    if base:
+        lines.append(
+            f"| base student alone (validation, {base['validation_size']} queries) | - | "
+            f"{pct(base['accuracy'])} | 0.0% | - |"
+        )
+    static = b.get("static_cascade")
+    if static:
+        lines.append(
+            f"| static-threshold cascade, never retrained | {static['requests']} | "
+            f"{pct(static['served_accuracy'])} | {pct(static['fallback_rate'])} | "
+            f"{pct(static['cost_ratio'])} |"
+        )
+    return lines
+
+
+def _reached(requests: int | None) -> str:
+    return "never reached" if requests is None else f"reached after {requests} requests"
+
+
+def _goal_lines(goals: dict[str, Any]) -> list[str]:
+    s, c, t = goals["student_alone"], goals["cascade"], goals["time"]
+    mark = {True: "met", False: "NOT met"}
+    return [
+        f"- Student alone, {s['target']}: **{mark[bool(s['met'])]}** "
+        f"(final student/teacher accuracy ratio {pct(s['ratio'])}; "
+        f"{_reached(s['reached_at_requests'])}).",
+        f"- Cascade as served, {c['target']}: **{mark[bool(c['met'])]}** "
+        f"(served/all-teacher accuracy {pct(c['ratio'])}).",
+        f"- Time, {t['target']}: **{mark[bool(t['met'])]}**.",
+    ]
+
+
+def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: list[Path]) -> str:
+    """The whole results page."""
+    machine = summary["machine"]
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(summary["settings"].items()))
+    lines = [
+        "# Banking77 distillation benchmark",
+        "",
+        f"Date {summary['date']}; {summary['minutes']:.1f} minutes on "
+        f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores, "
+        f"{machine.get('memory_gib', '?')} GiB RAM).",
+        "",
+        f"Settings: {settings}.",
+        "",
+        "## Final round",
+        "",
+        f"- Requests: {summary['requests']} (final round {summary['final_round']}: "
+        f"{summary['final_round_requests']} requests).",
+        f"- Teacher accuracy (all-teacher baseline): {pct(summary['teacher_accuracy'])}.",
+        f"- Student alone on validation: {pct(summary['student_only_accuracy'])}.",
+        f"- Served accuracy: {pct(summary['served_accuracy'])} final round, "
+        f"{pct(summary['served_accuracy_overall'])} overall.",
+        f"- Teacher calls: {pct(summary['teacher_call_fraction'])} final round, "
+        f"{pct(summary['teacher_call_fraction_overall'])} overall.",
+        f"- Cost vs all-teacher: {pct(summary['cost_ratio'])} final round, "
+        f"{pct(summary['cost_ratio_overall'])} overall "
+        f"({usd(summary['cost_usd_overall'])} vs {usd(summary['all_teacher_cost_usd_overall'])}).",
+        "",
+        f"Prices (USD per 1M tokens): {_prices(summary)}. Cost ratios use "
+        f"{summary.get('cost_source', 'the client-side measurement')}.",
+        "",
+        "## Goals",
+        "",
+        *_goal_lines(summary["goals"]),
+        "",
+        "## Rounds",
+        "",
+        "Each round is the traffic served since the previous re-distillation, then the run it",
+        "triggered and the student's accuracy alone on the validation split afterwards.",
+        "",
+        *_round_rows(rows),
+        "",
+        "## Baselines (same run)",
+        "",
+        *_baseline_lines(summary["baselines"]),
+        "",
+    ]
+    if summary.get("notes"):
+        lines += ["## Notes", "", *[f"- {n}" for n in summary["notes"]], ""]
+    if plots:
+        lines += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""The learning phase: traffic in segments, each closed by a re-distillation run.
+
+A segment streams queries until K of them were answered by the teacher. Then the
+driver pauses (on 2 CPU cores a training run and live traffic would only slow each
+other down), waits for the run the proxy's scheduler starts (or triggers one through
+the admin API when the scheduler does not), waits for it to finish and for the
+proxy to be ready again, and measures the student alone on the validation split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from bench.banking77.admin import AdminClient, AdminError, RunInfo
+from bench.banking77.data import Example
+from bench.banking77.driver import Driver, RequestRecord
+from bench.common.console import say
+
+VALIDATION_INDEX_BASE = 1_000_000  # keeps validation indices apart from traffic indices
+FORCE_STUDENT = {"x-distill-route": "student", "x-distill-tag": "bench-validation"}
+# store: false keeps validation queries out of every training set (never traffic).
+NOT_STORED = {"store": False}
+LOG_FLUSH_WAIT = 1.5  # seconds; the proxy's log writer flushes every 0.5 s by default
+
+
+@dataclass(slots=True)
+class LoopConfig:
+    """Knobs of the learning loop."""
+
+    retrain_every: int
+    max_rounds: int | None
+    run_start_timeout: float
+    run_timeout: float
+    ready_timeout: float
+    log_flush_wait: float = LOG_FLUSH_WAIT
+
+
+SpendProbe = Callable[[], Awaitable[float | None]]
+Checkpoint = Callable[[list[dict[str, Any]]], None]
+
+
+async def teacher_spend_probe(teacher_root: str) -> float | None:
+    """The replay teacher's running spend (USD), None if it cannot be read."""
+    async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
+        try:
+            response = await http.get(f"{teacher_root}/stats")
+            return float(response.json()["cost_usd"])
+        except (httpx.HTTPError, KeyError, ValueError, TypeError):
+            return None
+
+
+async def validate(driver: Driver, validation: list[Example], round_no: int) -> list[RequestRecord]:
+    """Student-only answers for the validation queries (forced route, never stored)."""
+    items = [(VALIDATION_INDEX_BASE + i, ex) for i, ex in enumerate(validation)]
+    return await driver.run(
+        items,
+        "validation",
+        round_no,
+        headers=FORCE_STUDENT,
+        extra_body=NOT_STORED,
+        force_stream=False,
+    )
+
+
+def _training_seconds(run: RunInfo, waited: float) -> float:
+    """Seconds from the trainer's start to the run's end (training plus evaluation)."""
+    raw = run.raw
+    for key in ("training_seconds", "train_seconds", "duration_s", "duration_seconds"):
+        if isinstance(raw.get(key), int | float):
+            return float(raw[key])
+    try:
+        started = datetime.fromisoformat(str(raw["started_at"]))
+        finished = datetime.fromisoformat(str(raw["finished_at"]))
+    except (KeyError, ValueError):
+        return waited
+    return (finished - started).total_seconds()
+
+
+async def proxy_costs(admin: AdminClient, wait: float = LOG_FLUSH_WAIT) -> dict[str, float] | None:
+    """The proxy's own cost accounting so far (all logged requests)."""
+    await asyncio.sleep(wait)  # rows reach DuckDB in batches off the request path
+    summary = (await admin.stats()).get("summary")
+    if not isinstance(summary, dict):
+        return None
+    try:
+        return {k: float(summary[k]) for k in ("cost_usd", "counterfactual_cost_usd")}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _delta(after: dict[str, float] | None, before: dict[str, float] | None) -> Any:
+    if after is None or before is None:
+        return None
+    return {k: after[k] - before[k] for k in after}
+
+
+async def _await_ready(admin: AdminClient, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    status, body = await admin.readyz()
+    while status != 200 and time.monotonic() < deadline:
+        await asyncio.sleep(2.0)
+        status, body = await admin.readyz()
+    if status != 200:
+        raise AdminError(f"proxy not ready after the run: {body}")
+    return body
+
+
+async def run_round(admin: AdminClient, known: set[str], cfg: LoopConfig) -> dict[str, Any]:
+    """Waits for (or triggers) the next run and its end; returns what the report needs."""
+    start = time.monotonic()
+    run = await admin.wait_new_run(known, cfg.run_start_timeout)
+    trigger = "scheduler"
+    if run is None:
+        trigger = "bench"
+        run = await admin.trigger() or await admin.wait_new_run(known, 60.0)
+        if run is None:
+            raise AdminError("POST /admin/runs started no run")
+    known.add(run.id)
+    final = await admin.wait_finished(run.id, cfg.run_timeout)
+    waited = time.monotonic() - start
+    ready = await _await_ready(admin, cfg.ready_timeout)
+    return {
+        "run": {"id": final.id, "status": final.status, "raw": final.raw},
+        "trigger": trigger,
+        "training_seconds": _training_seconds(final, waited),
+        "wall_seconds": waited,
+        "student_version": ready.get("student_version"),
+    }
+
+
+def _teacher_count(records: list[RequestRecord]) -> int:
+    return sum(1 for r in records if r.route == "teacher")
+
+
+async def learning_phase(
+    driver: Driver,
+    admin: AdminClient,
+    traffic: list[tuple[int, Example]],
+    validation: list[Example],
+    cfg: LoopConfig,
+    spend: SpendProbe,
+    checkpoint: Checkpoint,
+) -> list[dict[str, Any]]:
+    """All traffic through the learning proxy, one segment per re-distillation round."""
+    segments: list[dict[str, Any]] = []
+    known = {run.id for run in await admin.runs()}
+    pos, round_no = 0, 1
+    while pos < len(traffic):
+        retrain = cfg.max_rounds is None or round_no <= cfg.max_rounds
+        before = await spend()
+        costs_before = await proxy_costs(admin, cfg.log_flush_wait)
+        records = await driver.run(
+            traffic[pos:],
+            "learning",
+            round_no,
+            stop=(lambda recs: _teacher_count(recs) >= cfg.retrain_every) if retrain else None,
+        )
+        pos += len(records)
+        after = await spend()
+        seg: dict[str, Any] = {
+            "round": round_no,
+            "records": [r.to_dict() for r in records],
+            "proxy_cost": _delta(await proxy_costs(admin, cfg.log_flush_wait), costs_before),
+            "teacher_spend_usd": after - before
+            if after is not None and before is not None
+            else None,
+        }
+        say(
+            f"round {round_no}: {len(records)} requests ({pos} so far), "
+            f"{_teacher_count(records)} to the teacher, "
+            f"served accuracy {sum(r.correct for r in records) / max(1, len(records)):.3f}"
+        )
+        if retrain and _teacher_count(records) >= cfg.retrain_every:
+            seg.update(await run_round(admin, known, cfg))
+            checked = await validate(driver, validation, round_no)
+            seg["validation"] = {"records": [r.to_dict() for r in checked]}
+            say(
+                f"round {round_no}: run {seg['run']['id']} {seg['run']['status']} "
+                f"({seg['training_seconds']:.0f}s, {seg['trigger']}); student alone "
+                f"{sum(r.correct for r in checked) / max(1, len(checked)):.3f}"
+            )
+        seg["proxy_stats"] = await admin.stats()
+        segments.append(seg)
+        checkpoint(segments)
+        round_no += 1
+    return segments

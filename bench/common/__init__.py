@@ -1,0 +1,1 @@
+"""Helpers shared by the benchmark harnesses (process management, HTTP waiting)."""

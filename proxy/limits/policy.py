@@ -1,0 +1,109 @@
+"""What limits apply to whom: defaults for every client plus per-key overrides.
+
+A client is identified by the sha256 hex digest of its key (the same digest that is
+logged as ``client_key_hash``), or by ``ip:<address>`` when the server runs without
+keys. Overrides are keyed the same way, so plain keys never appear in config files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LIMIT_FIELDS = ("rpm", "tpm", "usd_per_day", "usd_per_month")
+
+
+class KeyLimits(BaseModel):
+    """One key's override. A field left out inherits the default; an explicit JSON
+    ``null`` lifts that limit for this key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(None, ge=0, description="Requests per minute.")
+    tpm: int | None = Field(None, ge=0, description="Tokens per minute.")
+    usd_per_day: float | None = Field(None, ge=0, description="Spend per UTC day.")
+    usd_per_month: float | None = Field(None, ge=0, description="Spend per UTC month.")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force for one client; None means unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, name) is not None for name in LIMIT_FIELDS)
+
+
+def normalise_identity(key: str) -> str:
+    """Override keys may be written ``sha256:<hex>`` or in upper case; ``ip:`` stays as is."""
+    key = key.strip()
+    if key.lower().startswith("sha256:"):
+        key = key[len("sha256:") :]
+    return key if key.startswith("ip:") else key.lower()
+
+
+class LimitPolicy:
+    """Resolves the limits of a client identity (digest or ``ip:ADDR``)."""
+
+    def __init__(
+        self,
+        defaults: Limits,
+        overrides: Mapping[str, KeyLimits] | None = None,
+        assumed_completion_tokens: int = 256,
+    ) -> None:
+        self.defaults = defaults
+        self.assumed_completion_tokens = assumed_completion_tokens
+        self._resolved: dict[str, Limits] = {}
+        for key, override in (overrides or {}).items():
+            values = {name: getattr(defaults, name) for name in LIMIT_FIELDS}
+            values.update({name: getattr(override, name) for name in override.model_fields_set})
+            self._resolved[normalise_identity(key)] = Limits(**values)
+
+    @property
+    def enabled(self) -> bool:
+        return self.defaults.any or any(limits.any for limits in self._resolved.values())
+
+    def for_identity(self, identity: str) -> Limits:
+        return self._resolved.get(identity, self.defaults)
+
+
+def _text_chars(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(part.get("text") or "") for part in content if isinstance(part, dict))
+    return 0
+
+
+def estimate_tokens(body: Mapping[str, Any], assumed_completion_tokens: int) -> int:
+    """A cheap upper-ish estimate before the answer exists: prompt characters / 4 plus
+    the completion budget (max_completion_tokens or max_tokens, times n)."""
+    messages = body.get("messages") or []
+    chars = sum(_text_chars(m.get("content")) for m in messages if isinstance(m, dict))
+    budget = body.get("max_completion_tokens") or body.get("max_tokens")
+    completion = budget if isinstance(budget, int) and budget > 0 else assumed_completion_tokens
+    n = body.get("n")
+    choices = n if isinstance(n, int) and n > 0 else 1
+    return max(1, chars // 4) + completion * choices
+
+
+def actual_tokens(record: Mapping[str, Any]) -> int | None:
+    """Tokens the served answer really used (the upstream's usage), None when unknown."""
+    route = record.get("route")
+    failed = (record.get("status_code") or 200) >= 400
+    if route not in ("student", "teacher"):
+        return 0 if route == "none" or failed else None
+    prompt = record.get(f"{route}_prompt_tokens")
+    completion = record.get(f"{route}_completion_tokens")
+    if prompt is None and completion is None:
+        # Nothing reported: a failed request served nothing; else keep the estimate.
+        return 0 if failed else None
+    return int(prompt or 0) + int(completion or 0)

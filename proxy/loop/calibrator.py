@@ -1,0 +1,140 @@
+"""Keeps the serving threshold of each student version calibrated (calibration mode).
+
+Pairs of a version come from two places: the held-out eval split measured through vLLM when
+it was promoted (``runs/<id>/eval_pairs.json``) and the request log (fallbacks, cold start,
+shadow samples: rows with both a student and a teacher answer for that version and scorer).
+`refresh` runs at promotion and on a schedule; a new threshold reaches `ActiveStudent` with
+one assignment, so a request sees either the old or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from proxy.loop.calibration import Calibration, Pair, choose_threshold, pairs_from_texts
+from proxy.loop.store import LoopStore
+from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.settings import Settings
+
+log = logging.getLogger("distill.loop")
+
+EVAL_PAIRS = "eval_pairs.json"
+
+
+def scorer_of(version: StudentVersion, settings: Settings) -> str:
+    return version.scorer or settings.confidence_scorer
+
+
+def save_eval_pairs(run_dir: Path, pairs: list[Pair]) -> None:
+    data = [{"confidence": p.confidence, "agree": p.agree} for p in pairs]
+    (run_dir / EVAL_PAIRS).write_text(json.dumps(data))
+
+
+def load_eval_pairs(run_dir: Path) -> list[Pair]:
+    try:
+        data = json.loads((run_dir / EVAL_PAIRS).read_text())
+    except (OSError, ValueError):
+        return []
+    return [Pair(float(d["confidence"]), bool(d["agree"])) for d in data
+            if isinstance(d, dict) and d.get("confidence") is not None]
+
+
+class Calibrator:
+    def __init__(self, settings: Settings, store: LoopStore, active: ActiveStudent) -> None:
+        self._settings = settings
+        self._store = store
+        self._active = active
+        self.evidence: dict[str, Calibration] = {}
+        """Latest calibration per student version id (`StudentVersion.version`)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self._settings.target_agreement is not None
+
+    def _runs_dir(self) -> Path:
+        return self._settings.data_dir / "runs"
+
+    async def calibrate(self, version: StudentVersion) -> Calibration:
+        """Computes (does not apply) the threshold of `version` from all its pairs."""
+        assert self._settings.target_agreement is not None
+        scorer = scorer_of(version, self._settings)
+        eval_pairs = load_eval_pairs(self._runs_dir() / version.version)
+        logged = pairs_from_texts(
+            await self._store.logged_pairs(version.version, scorer),
+            self._settings.effective_shadow_rate,
+        )
+        result = choose_threshold(
+            eval_pairs + logged,
+            target=self._settings.target_agreement,
+            min_pairs=self._settings.calibration_min_pairs,
+            level=self._settings.calibration_confidence,
+            scorer=scorer,
+            sources={"eval": len(eval_pairs), "logged": len(logged)},
+        )
+        self.evidence[version.version] = result
+        return result
+
+    async def refresh(self) -> None:
+        """Recalibrates the current and previous versions and applies their thresholds."""
+        if not self.enabled:
+            return
+        for which in ("current", "previous"):
+            version = getattr(self._active, which)
+            if version is None or not version.name:
+                continue
+            result = await self.calibrate(version)
+            self._apply(which, version, result)
+            if version.version != "base" or await self._store.get_version(version.name):
+                await self._store.set_calibration(version.name, result.threshold,
+                                                  result.to_dict())
+
+    def _apply(self, which: str, version: StudentVersion, result: Calibration) -> None:
+        live = getattr(self._active, which)
+        # A promotion or rollback may have happened while the pairs were read.
+        if live is None or live.version != version.version or live.name != version.name:
+            return
+        if live.threshold == result.threshold:
+            return
+        updated = replace(live, threshold=result.threshold)
+        if which == "current":
+            self._active.update(updated)
+            log.info("student %s recalibrated: threshold %s -> %s (%s, %d pairs, "
+                     "agreement lower bound %s)", version.version, live.threshold,
+                     result.threshold, result.status, result.pairs_used, _fmt(result.lower))
+        else:
+            self._active.previous = updated
+
+    def report(self) -> dict[str, Any]:
+        """Threshold and evidence per version, for GET /admin/calibration."""
+        s = self._settings
+        out: dict[str, Any] = {
+            "mode": "calibration" if self.enabled else "static",
+            "target_agreement": s.target_agreement,
+            "min_pairs": s.calibration_min_pairs,
+            "level": s.calibration_confidence,
+            "versions": {},
+        }
+        if not self.enabled:
+            out["threshold"] = s.confidence_threshold
+            out["scorer"] = s.confidence_scorer
+        for which in ("current", "previous"):
+            version = getattr(self._active, which)
+            if version is None:
+                continue
+            evidence = self.evidence.get(version.version)
+            out["versions"][version.version] = {
+                "role": which,
+                "name": version.name,
+                "threshold": version.threshold if self.enabled else s.confidence_threshold,
+                "scorer": scorer_of(version, s),
+                "evidence": evidence.to_dict() if evidence else None,
+            }
+        return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

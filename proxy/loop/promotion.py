@@ -1,0 +1,270 @@
+"""Gated promotion of a trained adapter into the running vLLM, rollback, and restore.
+
+A candidate is loaded into vLLM under a NEW name (``distill-<run id>``), must answer, then is
+measured against the incumbent on the run's held-out rows through vLLM (and on the optional
+regression set). It is promoted only when its agreement with the teacher is at least the
+incumbent's plus ``promotion_margin`` and it does not answer fewer regression items
+correctly. Promotion is one assignment on `ActiveStudent` (requests in flight finish on the
+version they read); the previous version stays loaded for `rollback`. A rejected candidate is
+unloaded and stays on disk with the reason in its run.
+
+The active version is stored in `student_versions` and restored at start-up; its adapter
+(and the previous one) are re-loaded whenever a vLLM replica comes back (`ensure_loaded`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from proxy.loop.artifacts import RunArtifacts, load_regression_set
+from proxy.loop.calibrator import Calibrator, save_eval_pairs
+from proxy.loop.evaluate import EvalResult, EvalSettings, check_answers, evaluate
+from proxy.loop.lora import LoraAdmin, LoraError
+from proxy.loop.store import LoopStore, VersionRow, utcnow
+from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.settings import Settings
+from proxy.upstream.students import StudentPool
+
+log = logging.getLogger("distill.loop")
+
+CLOSED_SET_SCORER = "sequence_prob"
+
+
+class NothingToRollBack(RuntimeError):
+    pass
+
+
+@dataclass
+class Outcome:
+    promoted: bool
+    reason: str
+    version: StudentVersion
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def adapter_name(run_id: str) -> str:
+    return f"distill-{run_id}"
+
+
+def gate(candidate: float, incumbent: float, margin: float,
+         regression: tuple[int, int] | None = None) -> tuple[bool, str]:
+    """(promote?, reason). `regression` is (candidate correct, incumbent correct)."""
+    need = incumbent + margin
+    if candidate < need:
+        return False, (f"candidate agreement {candidate:.3f} < incumbent {incumbent:.3f} "
+                       f"+ margin {margin:.3f}")
+    if regression is not None and regression[0] < regression[1]:
+        return False, (f"candidate loses on the regression set: {regression[0]} < "
+                       f"{regression[1]} correct")
+    return True, (f"candidate agreement {candidate:.3f} >= incumbent {incumbent:.3f} "
+                  f"+ margin {margin:.3f}")
+
+
+class Promoter:
+    def __init__(self, settings: Settings, active: ActiveStudent, pool: StudentPool,
+                 lora: LoraAdmin, store: LoopStore, calibrator: Calibrator) -> None:
+        self._settings = settings
+        self._active = active
+        self._pool = pool
+        self._lora = lora
+        self._store = store
+        self._calibrator = calibrator
+        self._swap_lock = asyncio.Lock()
+        self._paths: dict[str, Path] = {}
+        """Adapter directory per loaded adapter name (to re-load after a vLLM restart)."""
+
+    def adapter_path(self, name: str) -> Path | None:
+        return self._paths.get(name)
+
+    # --- candidate ------------------------------------------------------------------------
+    def candidate(self, run_id: str, artifacts: RunArtifacts) -> StudentVersion:
+        closed = artifacts.closed_set()
+        scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
+        return StudentVersion(name=adapter_name(run_id), version=run_id, scorer=scorer,
+                              prompt_prefix=artifacts.prompt_prefix(), closed_set=closed)
+
+    def _eval_settings(self, version: StudentVersion) -> EvalSettings:
+        s = self._settings
+        return EvalSettings(scorer=version.scorer or s.confidence_scorer,
+                            top_logprobs=s.student_top_logprobs, timeout=s.student_timeout * 4,
+                            concurrency=s.promotion_eval_concurrency)
+
+    async def _measure(self, version: StudentVersion, rows: list[Any]) -> EvalResult:
+        return await evaluate(self._pool, version, rows, self._eval_settings(version))
+
+    async def consider(self, run_id: str, artifacts: RunArtifacts) -> Outcome:
+        """Loads, checks and measures the run's adapter; promotes it or unloads it.
+
+        Raises `LoraError`, `EvaluationError` or `ArtifactError` when it cannot be judged.
+        """
+        artifacts.check_adapter()
+        candidate = self.candidate(run_id, artifacts)
+        incumbent = self._active.current
+        await self._lora.load(candidate.name, artifacts.adapter_dir)
+        self._paths[candidate.name] = artifacts.adapter_dir.resolve()
+        promoted = False
+        try:
+            outcome = await self._judge(candidate, incumbent, artifacts)
+            if outcome.promoted:
+                outcome = await self._promote(outcome, incumbent, artifacts)
+            promoted = outcome.promoted
+        finally:
+            if not promoted:
+                await self._drop(candidate.name)
+        (artifacts.run_dir / "promotion.json").write_text(
+            json.dumps({"promoted": outcome.promoted, "reason": outcome.reason,
+                        **outcome.metrics}, indent=2, default=str))
+        return outcome
+
+    async def _judge(self, candidate: StudentVersion, incumbent: StudentVersion,
+                     artifacts: RunArtifacts) -> Outcome:
+        await check_answers(self._pool, candidate, self._settings.student_timeout * 4)
+        rows = await asyncio.to_thread(artifacts.eval_rows)
+        cand = await self._measure(candidate, rows)
+        inc = await self._measure(incumbent, rows)
+        save_eval_pairs(artifacts.run_dir, cand.pairs())
+        metrics: dict[str, Any] = {"candidate": cand.summary(), "incumbent": inc.summary(),
+                                   "margin": self._settings.promotion_margin,
+                                   "trainer_report": artifacts.trainer_summary()}
+        regression = await self._regression(candidate, incumbent, metrics)
+        ok, reason = gate(cand.agreement, inc.agreement, self._settings.promotion_margin,
+                          regression)
+        log.info("run %s: %s", candidate.version, reason)
+        return Outcome(ok, reason, candidate, metrics)
+
+    async def _regression(self, candidate: StudentVersion, incumbent: StudentVersion,
+                          metrics: dict[str, Any]) -> tuple[int, int] | None:
+        path = self._settings.regression_set
+        if path is None:
+            return None
+        rows = await asyncio.to_thread(load_regression_set, path)
+        cand = await self._measure(candidate, rows)
+        inc = await self._measure(incumbent, rows)
+        metrics["regression"] = {"candidate": cand.summary(), "incumbent": inc.summary()}
+        return cand.agreed, inc.agreed
+
+    async def _promote(self, outcome: Outcome, incumbent: StudentVersion,
+                       artifacts: RunArtifacts) -> Outcome:
+        candidate = outcome.version
+        if self._calibrator.enabled:
+            calibration = await self._calibrator.calibrate(candidate)
+            candidate = replace(candidate, threshold=calibration.threshold)
+            outcome.metrics["calibration"] = calibration.to_dict()
+        async with self._swap_lock:
+            live = self._active.current
+            if (live.name, live.version) != (incumbent.name, incumbent.version):
+                return Outcome(False, "the serving version changed during evaluation; "
+                               "compared against a stale incumbent", candidate, outcome.metrics)
+            stale = self._active.previous
+            await self._ensure_row(incumbent)
+            await self._store.save_version(self._row(candidate, artifacts.adapter_dir))
+            await self._store.activate(candidate.name)
+            self._active.swap(candidate)
+        log.info("promoted %s (run %s) over %s; threshold %s", candidate.name,
+                 candidate.version, incumbent.name, candidate.threshold)
+        if stale is not None and stale.version != "base" and stale.name not in (
+                candidate.name, incumbent.name):
+            await self._drop(stale.name)
+        return replace(outcome, version=candidate)
+
+    def _row(self, version: StudentVersion, adapter: Path | None) -> VersionRow:
+        return VersionRow(
+            name=version.name, run_id=None if version.version == "base" else version.version,
+            adapter_path=str(adapter.resolve()) if adapter else None, activated_at=None,
+            active=False, threshold=version.threshold, calibration=None,
+            closed_set=version.closed_set, prompt_prefix=version.prompt_prefix,
+        )  # fmt: skip
+
+    async def _ensure_row(self, version: StudentVersion) -> None:
+        """The incumbent gets a row (with an activation time) so it can be rolled back to."""
+        if not version.name or await self._store.get_version(version.name) is not None:
+            return
+        row = self._row(version, self._paths.get(version.name))
+        await self._store.save_version(replace(row, activated_at=utcnow(), active=True))
+
+    async def _drop(self, name: str) -> None:
+        self._paths.pop(name, None)
+        await self._lora.unload(name)
+
+    # --- rollback ---------------------------------------------------------------------------
+    async def rollback(self) -> tuple[StudentVersion, StudentVersion]:
+        """Serves the previous version again; returns (now serving, rolled back)."""
+        async with self._swap_lock:
+            previous = self._active.previous
+            if previous is None:
+                raise NothingToRollBack("there is no previous student version to roll back to")
+            path = self._paths.get(previous.name)
+            if path is not None:
+                await self._lora.load(previous.name, path)  # no-op when still loaded
+            current = self._active.current
+            await self._ensure_row(current)
+            await self._ensure_row(previous)
+            await self._store.activate(previous.name)
+            self._active.swap(previous)
+        log.warning("rolled back from %s to %s", current.name, previous.name)
+        return previous, current
+
+    # --- restart ----------------------------------------------------------------------------
+    def version_from_row(self, row: VersionRow) -> StudentVersion:
+        closed = row.closed_set
+        scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
+        return StudentVersion(name=row.name, version=row.run_id or "base",
+                              threshold=row.threshold, scorer=scorer,
+                              prompt_prefix=row.prompt_prefix, closed_set=closed)
+
+    async def restore(self) -> StudentVersion | None:
+        """Serves the version stored as active (after a server restart); returns it."""
+        row, previous = await self._store.active_and_previous()
+        if row is None:
+            return None
+        for r in (row, previous):
+            if r is not None and r.adapter_path:
+                self._paths[r.name] = Path(r.adapter_path)
+        self._active.update(self.version_from_row(row))
+        self._active.previous = self.version_from_row(previous) if previous else None
+        log.info("restored student version %s (%s)", row.name, row.run_id or "base")
+        await self.ensure_loaded()
+        return self._active.current
+
+    def _wanted(self) -> list[tuple[str, Path]]:
+        out = []
+        for version in (self._active.current, self._active.previous):
+            if version is not None and version.name in self._paths:
+                out.append((version.name, self._paths[version.name]))
+        return out
+
+    async def ensure_loaded(self) -> None:
+        """Loads the current and previous adapters on every replica (idempotent).
+
+        The embedded supervisor calls it before a (re)started vLLM takes traffic.
+        """
+        for url in self._lora.replicas():
+            for name, path in self._wanted():
+                try:
+                    await self._lora.load_on(url, name, path)
+                except LoraError as exc:
+                    log.error("could not restore adapter %s: %s", name, exc)
+
+    async def reload_missing(self) -> None:
+        """For external replicas: re-loads adapters a replica no longer lists (it restarted)."""
+        wanted = self._wanted()
+        for endpoint in self._pool.endpoints:
+            if not endpoint.ready or not endpoint.models:
+                continue
+            for name, path in wanted:
+                if name in endpoint.models:
+                    continue
+                try:
+                    if await self._lora.load_on(endpoint.url, name, path):
+                        log.warning("replica %s had lost adapter %s (restarted?); re-loaded it",
+                                    endpoint.url, name)
+                except LoraError as exc:
+                    log.error("could not re-load adapter %s: %s", name, exc)
+                    continue
+                # Until the next probe, which will list it (a probe older than the load did not).
+                endpoint.models.append(name)

@@ -1,0 +1,194 @@
+"""The loop inside the server: wiring on ``app.state.loop`` and the APScheduler jobs.
+
+`start_loop(app)` (from the lifespan, after the student is started) marks runs a previous
+process left running as failed, restores the active student version (and re-loads its
+adapter whenever vLLM comes back), then starts an `AsyncIOScheduler` with:
+
+- ``train_schedule``: a cron expression (``"0 3 * * *"``) or an interval (``"30m"``);
+- ``train_every_rows``: checked every ``train_rows_check_interval`` seconds;
+- calibration refresh every ``calibration_interval`` seconds (calibration mode), at once too;
+- for external students, a check every few seconds that each replica still lists the
+  active adapters (a restarted vLLM has forgotten them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from proxy.logstore.snapshot import export_snapshot
+from proxy.loop.calibrator import Calibrator
+from proxy.loop.lora import LoraAdmin
+from proxy.loop.promotion import Promoter
+from proxy.loop.runs import RunConflict, RunManager
+from proxy.loop.store import LoopStore
+from proxy.settings import Settings
+from proxy.student.model import CONVERTED_MARKER, default_model_dir
+
+log = logging.getLogger("distill.loop")
+
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+RELOAD_CHECK_S = 1.0  # in-memory check of what the pool's probe saw; cheap
+
+
+@dataclass
+class LoopServices:
+    store: LoopStore
+    lora: LoraAdmin
+    calibrator: Calibrator
+    promoter: Promoter
+    runs: RunManager
+    scheduler: AsyncIOScheduler
+
+
+def parse_schedule(text: str) -> BaseTrigger:
+    """``"30m"``/``"6h"``/``"1d"`` -> interval; anything else must be a 5-field crontab."""
+    match = _INTERVAL.match(text)
+    if match:
+        seconds = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))}).total_seconds()
+        if seconds <= 0:
+            raise ValueError(f"train_schedule {text!r}: the interval must be positive")
+        return IntervalTrigger(seconds=seconds)
+    try:
+        return CronTrigger.from_crontab(text)
+    except ValueError as exc:
+        raise ValueError(f"train_schedule {text!r} is neither an interval like 30m/6h/1d nor "
+                         f"a cron expression like '0 3 * * *': {exc}") from None
+
+
+def trainer_command(settings: Settings) -> list[str]:
+    if settings.trainer_command:
+        return shlex.split(settings.trainer_command)
+    return [sys.executable, "-m", "trainer.run"]
+
+
+def base_model_arg(settings: Settings) -> str | None:
+    """The base model the trainer fine-tunes: the one vLLM serves."""
+    if settings.student_base_model:
+        return settings.student_base_model
+    converted = default_model_dir(settings)
+    return str(converted.resolve()) if (converted / CONVERTED_MARKER).is_file() else None
+
+
+def _replica_urls(state: Any) -> list[str]:
+    supervisor = state.supervisor
+    if supervisor is not None:
+        return [supervisor.url] if supervisor.url else []
+    return list(state.settings.student_urls)
+
+
+def _base_name(state: Any) -> str | None:
+    if state.supervisor is not None:
+        return str(state.supervisor.model_name)
+    if state.settings.student_model:
+        return str(state.settings.student_model)
+    for endpoint in state.pool.endpoints:
+        if endpoint.models:
+            return str(endpoint.models[0])  # vLLM lists the base model first
+    return None
+
+
+def _trainer_args(state: Any, promoter: Promoter) -> list[str]:
+    args: list[str] = []
+    base = base_model_arg(state.settings)
+    if base:
+        args += ["--base-model", base]
+    else:
+        log.warning("student_base_model is unset: the trainer uses its default base model, "
+                    "which must be the model the student vLLM serves")
+    current = state.active.current
+    adapter = promoter.adapter_path(current.name)
+    if adapter is not None:
+        args += ["--incumbent-adapter", str(adapter)]
+    urls, base_name = _replica_urls(state), _base_name(state)
+    if urls and base_name and state.pool.available():
+        args += ["--eval-url", urls[0], "--eval-model", base_name]
+        if current.version != "base":
+            args += ["--eval-incumbent-model", current.name]
+    return args
+
+
+def build_loop(app: Any) -> LoopServices:
+    state = app.state
+    settings: Settings = state.settings
+    store = LoopStore(state.writer)
+    lora = LoraAdmin(state.student_http, lambda: _replica_urls(state))
+    calibrator = Calibrator(settings, store, state.active)
+    promoter = Promoter(settings, state.active, state.pool, lora, store, calibrator)
+
+    def export(dest: Path, since: datetime | None) -> Path:
+        state.writer.flush()
+        return export_snapshot(state.writer, dest, since)
+
+    runs = RunManager(settings, store, promoter, export=export,
+                      command=trainer_command(settings),
+                      trainer_args=lambda: _trainer_args(state, promoter))
+    return LoopServices(store, lora, calibrator, promoter, runs, AsyncIOScheduler())
+
+
+async def _scheduled_run(loop: LoopServices) -> None:
+    with contextlib.suppress(RunConflict):  # recorded as skipped by the manager
+        await loop.runs.trigger("schedule")
+
+
+async def _rows_check(loop: LoopServices) -> None:
+    if await loop.runs.rows_due():
+        with contextlib.suppress(RunConflict):
+            await loop.runs.trigger("rows")
+
+
+def _add_jobs(loop: LoopServices, settings: Settings, embedded: bool) -> None:
+    scheduler = loop.scheduler
+    common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
+    if settings.train_schedule:
+        scheduler.add_job(_scheduled_run, parse_schedule(settings.train_schedule), args=[loop],
+                          id="train-schedule", **common)
+    if settings.train_every_rows:
+        scheduler.add_job(_rows_check, IntervalTrigger(seconds=settings.train_rows_check_interval),
+                          args=[loop], id="train-rows", **common)
+    if settings.calibration_mode:
+        scheduler.add_job(loop.calibrator.refresh,
+                          IntervalTrigger(seconds=settings.calibration_interval),
+                          id="calibration", next_run_time=datetime.now(), **common)
+    if not embedded:
+        scheduler.add_job(loop.promoter.reload_missing, IntervalTrigger(seconds=RELOAD_CHECK_S),
+                          id="adapter-reload", **common)
+
+
+async def start_loop(app: Any) -> LoopServices:
+    """Builds the loop on ``app.state.loop``, restores the active version, starts the jobs."""
+    state = app.state
+    settings: Settings = state.settings
+    if settings.train_schedule:
+        parse_schedule(settings.train_schedule)  # a bad schedule stops start-up, loudly
+    loop = build_loop(app)
+    state.loop = loop
+    await loop.runs.recover()
+    if state.supervisor is not None:
+        state.supervisor.on_ready.append(loop.promoter.ensure_loaded)
+    await loop.promoter.restore()
+    _add_jobs(loop, settings, embedded=state.supervisor is not None)
+    loop.scheduler.start()
+    return loop
+
+
+async def stop_loop(app: Any) -> None:
+    loop: LoopServices | None = getattr(app.state, "loop", None)
+    if loop is None:
+        return
+    if loop.scheduler.running:
+        loop.scheduler.shutdown(wait=False)
+    await loop.runs.stop()

@@ -1,0 +1,210 @@
+"""The loop's rows in the log database: `runs` and `student_versions`.
+
+Writes go through the log writer's thread (`LogWriter.execute`, the single DuckDB writer);
+reads use its in-process cursors. Every method is async and never blocks the event loop.
+Timestamps are naive UTC, like the request log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import duckdb
+import orjson
+
+from proxy.logstore import queries
+
+T = TypeVar("T")
+
+RUN_COLUMNS = (
+    "id", "created_at", "started_at", "finished_at", "status", "trigger", "reason",
+    "config_json", "metrics_json", "adapter_path", "report_path", "pid",
+)  # fmt: skip
+LIVE_STATUSES = ("running", "evaluating")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A promoted (or base) student version as stored in `student_versions`."""
+
+    name: str
+    run_id: str | None
+    adapter_path: str | None
+    activated_at: datetime | None
+    active: bool
+    threshold: float | None
+    calibration: dict[str, Any] | None
+    closed_set: tuple[str, ...] | None
+    prompt_prefix: str | None
+
+
+_VERSION_SELECT = (
+    "SELECT name, run_id, adapter_path, activated_at, active, threshold, "
+    "CAST(calibration_json AS VARCHAR), CAST(closed_set_json AS VARCHAR), prompt_prefix "
+    "FROM student_versions"
+)
+
+
+def _version(row: Sequence[Any]) -> VersionRow:
+    name, run_id, path, activated, active, threshold, calibration, closed, prefix = row
+    closed_list = orjson.loads(closed) if closed else None
+    return VersionRow(
+        name=name, run_id=run_id, adapter_path=path, activated_at=activated,
+        active=bool(active), threshold=threshold,
+        calibration=orjson.loads(calibration) if calibration else None,
+        closed_set=tuple(closed_list) if closed_list else None, prompt_prefix=prefix,
+    )  # fmt: skip
+
+
+class LoopStore:
+    """Async access to `runs` and `student_versions` through the log writer."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    async def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+                       ) -> list[tuple[Any, ...]] | None:
+        return await asyncio.wrap_future(self._writer.execute(sql, params))
+
+    async def _read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        return await asyncio.to_thread(self._writer.read, fn)
+
+    # --- runs --------------------------------------------------------------------------
+    async def insert_run(self, run_id: str, trigger: str, status: str, *,
+                         reason: str | None = None, config: dict[str, Any] | None = None
+                         ) -> None:
+        now = utcnow()
+        started = now if status in LIVE_STATUSES else None
+        finished = None if status in LIVE_STATUSES else now
+        await self._execute(
+            "INSERT INTO runs (id, created_at, started_at, finished_at, status, trigger, reason, "
+            "config_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, now, started, finished, status, trigger, reason, _json(config)],
+        )
+
+    async def update_run(self, run_id: str, **fields: Any) -> None:
+        unknown = set(fields) - set(RUN_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown runs columns: {sorted(unknown)}")
+        if fields.get("status") not in (None, *LIVE_STATUSES) and "finished_at" not in fields:
+            fields["finished_at"] = utcnow()
+        values = [_json(v) if k.endswith("_json") else v for k, v in fields.items()]
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        await self._execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*values, run_id])
+
+    async def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return await self._read(lambda cur: queries.runs(cur, limit))
+
+    async def get_run(self, run_id: str) -> dict[str, Any] | None:
+        def query(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+            cur.execute("SELECT * FROM runs WHERE id = ?", [run_id])
+            names = [d[0] for d in cur.description or ()]
+            row = cur.fetchone()
+            if row is None:
+                return None
+            out = {n: v.isoformat() if isinstance(v, datetime) else v
+                   for n, v in zip(names, row, strict=True)}
+            for key in ("config_json", "metrics_json"):
+                if isinstance(out.get(key), str):
+                    out[key] = orjson.loads(out[key])
+            return out
+
+        return await self._read(query)
+
+    async def fail_live_runs(self, reason: str) -> list[tuple[str, int | None]]:
+        """Marks runs left running/evaluating (by a previous process) failed; returns them."""
+        rows = await self._read(lambda cur: cur.execute(
+            "SELECT id, pid FROM runs WHERE status IN ('running', 'evaluating')").fetchall())
+        for run_id, _pid in rows:
+            await self.update_run(run_id, status="failed", reason=reason)
+        return [(str(r), p) for r, p in rows]
+
+    async def last_run_created_at(self) -> datetime | None:
+        """When the newest run that actually ran (not a skipped trigger) was started."""
+        row = await self._read(lambda cur: cur.execute(
+            "SELECT max(created_at) FROM runs WHERE status <> 'skipped'").fetchone())
+        return row[0] if row else None
+
+    async def teacher_rows_since(self, since: datetime | None) -> int:
+        """Requests the teacher answered (served or shadow) since `since` (all when None)."""
+        where = "teacher_text IS NOT NULL AND store IS NOT FALSE"
+        params: list[Any] = []
+        if since is not None:
+            where += " AND created_at >= ?"
+            params.append(since)
+        row = await self._read(lambda cur: cur.execute(
+            f"SELECT count(*) FROM requests WHERE {where}", params).fetchone())
+        return int(row[0]) if row else 0
+
+    # --- student versions -----------------------------------------------------------------
+    async def save_version(self, row: VersionRow) -> None:
+        await self._execute(
+            "INSERT OR REPLACE INTO student_versions (name, run_id, adapter_path, created_at, "
+            "activated_at, active, threshold, calibration_json, closed_set_json, prompt_prefix) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [row.name, row.run_id, row.adapter_path, utcnow(), row.activated_at, row.active,
+             row.threshold, _json(row.calibration),
+             _json(list(row.closed_set)) if row.closed_set else None, row.prompt_prefix],
+        )
+
+    async def activate(self, name: str) -> None:
+        """Makes `name` the one active version (it must exist)."""
+        await self._execute(
+            "UPDATE student_versions SET active = (name = ?), "
+            "activated_at = CASE WHEN name = ? THEN ? ELSE activated_at END",
+            [name, name, utcnow()],
+        )
+
+    async def set_calibration(self, name: str, threshold: float | None,
+                              calibration: dict[str, Any]) -> None:
+        await self._execute(
+            "UPDATE student_versions SET threshold = ?, calibration_json = ? WHERE name = ?",
+            [threshold, _json(calibration), name],
+        )
+
+    async def get_version(self, name: str) -> VersionRow | None:
+        row = await self._read(lambda cur: cur.execute(
+            f"{_VERSION_SELECT} WHERE name = ?", [name]).fetchone())
+        return _version(row) if row else None
+
+    async def active_and_previous(self) -> tuple[VersionRow | None, VersionRow | None]:
+        """The active version and the one active before it (newest activation first)."""
+        rows = await self._read(lambda cur: cur.execute(
+            f"{_VERSION_SELECT} WHERE activated_at IS NOT NULL "
+            "ORDER BY active DESC, activated_at DESC LIMIT 2").fetchall())
+        versions = [_version(r) for r in rows]
+        active = versions[0] if versions and versions[0].active else None
+        previous = versions[1] if active and len(versions) > 1 else None
+        return active, previous
+
+    async def list_versions(self) -> list[VersionRow]:
+        rows = await self._read(lambda cur: cur.execute(
+            f"{_VERSION_SELECT} ORDER BY activated_at DESC NULLS LAST, name").fetchall())
+        return [_version(r) for r in rows]
+
+    async def logged_pairs(self, version: str, scorer: str, limit: int = 5000
+                           ) -> list[tuple[float | None, str | None, str | None, bool]]:
+        """(confidence, student_text, teacher_text, shadow) of logged pairs of one version."""
+        def query(cur: duckdb.DuckDBPyConnection) -> list[Any]:
+            return cur.execute(
+                "SELECT confidence, student_text, teacher_text, coalesce(shadow, false) "
+                "FROM requests WHERE student_version = ? AND scorer = ? "
+                "AND student_text IS NOT NULL AND teacher_text IS NOT NULL "
+                "AND confidence IS NOT NULL AND store IS NOT FALSE "
+                "ORDER BY created_at DESC LIMIT ?",
+                [version, scorer, limit],
+            ).fetchall()
+
+        return await self._read(query)

@@ -1,0 +1,121 @@
+"""Scrape-time metrics: values that live elsewhere (the log writer, the active student,
+the `runs` table) are read when Prometheus scrapes, not mirrored on every change."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import duckdb
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from proxy.logstore.writer import LogStoreUnavailable
+from proxy.observability import labels
+
+log = logging.getLogger(__name__)
+
+# Statuses of runs still in progress; every other status is an outcome and counted.
+ACTIVE_RUN_STATUSES = frozenset({"queued", "pending", "starting", "running", "training",
+                                 "evaluating", "promoting"})
+
+StateGetter = Callable[[], Any]
+
+
+class LogStoreCollector(Collector):
+    """`distill_log_queue_depth` and `distill_log_rows_total{outcome}` from the writer."""
+
+    def __init__(self, writer: StateGetter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        writer = self._writer()
+        if writer is None:
+            return
+        stats = writer.stats
+        yield GaugeMetricFamily(
+            "distill_log_queue_depth", "Log rows waiting in memory for the writer.",
+            value=stats.queue_depth,
+        )
+        rows = CounterMetricFamily(
+            "distill_log_rows", "Log rows by outcome.", labels=["outcome"]
+        )
+        for outcome in ("written", "spilled", "replayed", "dropped", "rejected"):
+            rows.add_metric([outcome], getattr(stats, outcome, 0))
+        yield rows
+        yield CounterMetricFamily(
+            "distill_log_write_errors", "Failed DuckDB writes.", value=stats.write_errors
+        )
+
+
+class StudentCollector(Collector):
+    """`distill_student_version_info{version}` and the threshold in force."""
+
+    def __init__(self, active: StateGetter, threshold: Callable[[Any], float | None]) -> None:
+        self._active = active
+        self._threshold = threshold
+
+    def collect(self) -> Iterator[Metric]:
+        active = self._active()
+        if active is None:
+            return
+        current = active.current
+        info = GaugeMetricFamily(
+            "distill_student_version_info", "The student version serving now (value 1).",
+            labels=["version"],
+        )
+        info.add_metric([str(current.version)[:64]], 1.0)
+        yield info
+        threshold = self._threshold(current)
+        if threshold is not None and math.isfinite(threshold):
+            yield GaugeMetricFamily(
+                "distill_confidence_threshold", "Confidence threshold in force.", value=threshold
+            )
+
+
+class RunsCollector(Collector):
+    """`distill_runs_total{status}` (finished runs by outcome) and `distill_runs_active`."""
+
+    def __init__(self, writer: StateGetter) -> None:
+        self._writer = writer
+        self._status = labels.BoundedValues(limit=16)
+
+    def _counts(self) -> list[tuple[str, int]] | None:
+        writer = self._writer()
+        if writer is None:
+            return None
+        try:
+            rows = writer.read(
+                lambda cur: cur.execute(
+                    "SELECT coalesce(status, 'unknown'), count(*) FROM runs GROUP BY 1"
+                ).fetchall()
+            )
+        except (duckdb.Error, LogStoreUnavailable) as exc:
+            log.debug("runs metrics unavailable: %s", exc)
+            return None
+        return [(str(status), int(n)) for status, n in rows]
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts()
+        if counts is None:
+            return
+        finished = CounterMetricFamily(
+            "distill_runs", "Finished distillation runs by outcome.", labels=["status"]
+        )
+        active = 0
+        by_status: dict[str, int] = {}
+        for status, n in counts:
+            if status in ACTIVE_RUN_STATUSES:
+                active += n
+                continue
+            label = self._status(status)
+            by_status[label] = by_status.get(label, 0) + n
+        for label, n in sorted(by_status.items()):
+            finished.add_metric([label], n)
+        yield finished
+        yield GaugeMetricFamily(
+            "distill_runs_active", "Runs queued or in progress.", value=active
+        )

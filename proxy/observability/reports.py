@@ -1,0 +1,67 @@
+"""The documents behind `GET /admin/stats`, `GET /admin/logs` and the dashboard.
+
+Each builder takes a DuckDB cursor, so the server (through `LogWriter.read`) and the
+CLI on a stopped server (a read-only connection to the file) produce the same JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from proxy.logstore import queries
+from proxy.observability import queries_ext
+from proxy.observability.window import bucket_for
+
+
+def _version_from_log(conn: duckdb.DuckDBPyConnection) -> str | None:
+    row = conn.execute(
+        "SELECT name FROM student_versions WHERE active ORDER BY activated_at DESC LIMIT 1"
+    ).fetchone()
+    if row:
+        return str(row[0])
+    row = conn.execute(
+        "SELECT student_version FROM requests WHERE student_version IS NOT NULL "
+        "ORDER BY created_at DESC LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def stats_report(
+    conn: duckdb.DuckDBPyConnection, since: datetime | None, runs_limit: int = 5
+) -> dict[str, Any]:
+    """What `distill stats` prints: totals, route mix, cost, latency, version, last runs."""
+    summary = queries.summary(conn, since)
+    counterfactual = summary["counterfactual_cost_usd"]
+    summary["savings_pct"] = (
+        100.0 * summary["savings_usd"] / counterfactual if counterfactual else None
+    )
+    return {
+        "generated_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+        "summary": summary,
+        "latency": queries_ext.latency_by_route(conn, since),
+        "student_version": _version_from_log(conn),
+        "runs": queries.runs(conn, limit=runs_limit),
+    }
+
+
+def dashboard_report(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> dict[str, Any]:
+    """Everything the dashboard draws, for one time window."""
+    bucket = bucket_for(since, first=queries_ext.first_request_at(conn))
+    report = stats_report(conn, since, runs_limit=20)
+    report.update(
+        bucket_seconds=bucket,
+        timeseries=queries.timeseries(conn, since, bucket),
+        agreement=queries_ext.agreement_series(conn, since, bucket),
+        confidence=queries_ext.confidence_histogram(conn, since),
+        versions=queries_ext.student_versions(conn),
+    )
+    return report
+
+
+def logs_report(
+    conn: duckdb.DuckDBPyConnection, limit: int, after: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    return queries_ext.logs_after(conn, after, limit)

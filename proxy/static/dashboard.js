@@ -1,0 +1,229 @@
+/* distill-proxy dashboard: fetches /admin/dashboard/data and draws it with Chart.js
+   (vendored under /dashboard/static/vendor, so the page works offline). */
+"use strict";
+
+(function () {
+  const REFRESH_MS = 15000;
+  const COLORS = { spent: "#b42318", saved: "#15803d", teacher: "#f79009", student: "#2563eb",
+    p50: "#93c5fd", p95: "#2563eb", p99: "#1e3a8a", marker: "#7c3aed", threshold: "#b42318" };
+  const state = { charts: {}, status: "loading", lastAction: null, data: null };
+  window.distillDashboard = state;
+
+  const $ = (id) => document.getElementById(id);
+  const usd = (v) => {
+    if (v == null) return "–";
+    const a = Math.abs(v);
+    const text = a >= 100 ? a.toFixed(0) : a >= 1 ? a.toFixed(2) : a >= 0.01 ? a.toFixed(4)
+      : a === 0 ? "0" : a.toPrecision(3);
+    return (v < 0 ? "-$" : "$") + text;
+  };
+  const pct = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
+  const utc = (iso) => (iso ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + "Z") : null);
+  const timeLabel = (ms) => {
+    const d = new Date(ms);
+    const span = state.data ? state.data.bucket_seconds : 60;
+    if (span >= 3600 * 3) return d.toLocaleDateString() + " " + d.toLocaleTimeString([], { hour: "2-digit" });
+    if (span < 60) return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  };
+
+  /* Vertical lines with labels: student versions on time axes, the threshold on the histogram. */
+  const markerPlugin = {
+    id: "markers",
+    afterDatasetsDraw(chart, _args, opts) {
+      const lines = (opts && opts.lines) || [];
+      const { ctx, chartArea, scales } = chart;
+      if (!scales.x) return;
+      ctx.save();
+      for (const m of lines) {
+        const px = scales.x.getPixelForValue(m.x);
+        if (!(px >= chartArea.left && px <= chartArea.right)) continue;
+        ctx.strokeStyle = m.color || COLORS.marker;
+        ctx.setLineDash(m.dash || [4, 3]);
+        ctx.lineWidth = 1.5;
+        ctx.beginPath(); ctx.moveTo(px, chartArea.top); ctx.lineTo(px, chartArea.bottom); ctx.stroke();
+        ctx.setLineDash([]);
+        ctx.fillStyle = m.color || COLORS.marker;
+        ctx.font = "11px system-ui, sans-serif";
+        ctx.fillText(m.label, Math.min(px + 3, chartArea.right - 60), chartArea.top + 10);
+      }
+      ctx.restore();
+    },
+  };
+
+  function timeAxis() {
+    return { type: "linear", ticks: { maxTicksLimit: 8, callback: (v) => timeLabel(v) } };
+  }
+
+  function baseOptions(extra) {
+    return Object.assign({ animation: false, responsive: true, maintainAspectRatio: false,
+      interaction: { mode: "nearest", intersect: false },
+      plugins: { legend: { position: "bottom" }, markers: { lines: [] } } }, extra);
+  }
+
+  function chart(id, config) {
+    const old = state.charts[id];
+    if (old) old.destroy();
+    config.plugins = [markerPlugin];
+    state.charts[id] = new Chart($(id), config);
+    return state.charts[id];
+  }
+
+  function versionMarkers(versions) {
+    return (versions || []).map((v) => ({ x: utc(v.activated_at || v.first_seen), label: v.name }))
+      .filter((m) => m.x != null);
+  }
+
+  function drawCost(series) {
+    let spent = 0, saved = 0;
+    const spentPts = [], savedPts = [];
+    for (const b of series) {
+      spent += b.cost_usd; saved += b.counterfactual_cost_usd - b.cost_usd;
+      spentPts.push({ x: b.t * 1000, y: spent }); savedPts.push({ x: b.t * 1000, y: saved });
+    }
+    chart("chart-cost", { type: "line", data: { datasets: [
+      { label: "saved", data: savedPts, borderColor: COLORS.saved, backgroundColor: COLORS.saved + "33", fill: true, pointRadius: 2 },
+      { label: "spent", data: spentPts, borderColor: COLORS.spent, pointRadius: 2 },
+    ] }, options: baseOptions({ scales: { x: timeAxis(), y: { beginAtZero: true } } }) });
+  }
+
+  function drawFallback(series, versions) {
+    const pts = series.map((b) => ({ x: b.t * 1000, y: b.fallback_rate == null ? null : 100 * b.fallback_rate }));
+    const opts = baseOptions({ scales: { x: timeAxis(), y: { min: 0, max: 100, title: { display: true, text: "%" } } } });
+    opts.plugins.markers.lines = versionMarkers(versions);
+    chart("chart-fallback", { type: "line", data: { datasets: [
+      { label: "fallback rate %", data: pts, borderColor: COLORS.teacher, spanGaps: true, pointRadius: 2 },
+    ] }, options: opts });
+  }
+
+  function drawAgreement(series, versions) {
+    const pick = (key) => series.map((b) => ({ x: b.t * 1000, y: b[key] == null ? null : 100 * b[key] }));
+    const opts = baseOptions({ scales: { x: timeAxis(), y: { min: 0, max: 100, title: { display: true, text: "%" } } } });
+    opts.plugins.markers.lines = versionMarkers(versions);
+    chart("chart-agreement", { type: "line", data: { datasets: [
+      { label: "served answers (shadow pairs)", data: pick("shadow_agreement"), borderColor: COLORS.student, spanGaps: true, pointRadius: 3 },
+      { label: "all pairs", data: pick("all_agreement"), borderColor: "#98a2b3", spanGaps: true, pointRadius: 2, borderDash: [4, 3] },
+    ] }, options: opts });
+  }
+
+  function drawLatency(rows) {
+    const labels = rows.map((r) => r.route);
+    const ds = (key, label, color) => ({ label, data: rows.map((r) => r[key]), backgroundColor: color });
+    chart("chart-latency", { type: "bar", data: { labels, datasets: [
+      ds("p50_ms", "p50", COLORS.p50), ds("p95_ms", "p95", COLORS.p95), ds("p99_ms", "p99", COLORS.p99),
+    ] }, options: baseOptions({ scales: { y: { beginAtZero: true } } }) });
+  }
+
+  function drawConfidence(hist, threshold) {
+    const e = hist.edges || [];
+    const centers = e.slice(0, -1).map((v, i) => (v + e[i + 1]) / 2);
+    const pts = (counts) => centers.map((x, i) => ({ x, y: counts[i] }));
+    const opts = baseOptions({ scales: {
+      x: { type: "linear", stacked: true, offset: false, title: { display: true, text: hist.scorer || "score" } },
+      y: { stacked: true, beginAtZero: true } } });
+    if (threshold != null) opts.plugins.markers.lines = [{ x: threshold, label: "threshold " + threshold.toFixed(2), color: COLORS.threshold, dash: [] }];
+    chart("chart-confidence", { type: "bar", data: { datasets: [
+      { label: "served by the student", data: pts(hist.served || []), backgroundColor: COLORS.student, barPercentage: 1, categoryPercentage: 1 },
+      { label: "sent to the teacher", data: pts(hist.fallback || []), backgroundColor: COLORS.teacher, barPercentage: 1, categoryPercentage: 1 },
+    ] }, options: opts });
+  }
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text == null ? "" : String(text);
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+  }
+
+  function metricsText(m) {
+    if (!m || typeof m !== "object") return "";
+    return Object.entries(m).filter(([, v]) => typeof v === "number").slice(0, 5)
+      .map(([k, v]) => k + "=" + (Number.isInteger(v) ? v : v.toFixed(3))).join("  ");
+  }
+
+  function drawRuns(runs, versions) {
+    const body = $("runs-body");
+    body.textContent = "";
+    const promoted = new Map((versions || []).filter((v) => v.run_id).map((v) => [v.run_id, v.name]));
+    if (!runs.length) {
+      const tr = document.createElement("tr"); cell(tr, "no runs yet"); tr.firstChild.colSpan = 7;
+      body.appendChild(tr); return;
+    }
+    for (const r of runs) {
+      const tr = document.createElement("tr");
+      cell(tr, r.id); cell(tr, r.status, "status-" + r.status); cell(tr, r.trigger);
+      cell(tr, r.created_at ? new Date(utc(r.created_at)).toLocaleString() : "");
+      cell(tr, r.finished_at ? new Date(utc(r.finished_at)).toLocaleString() : "");
+      cell(tr, metricsText(r.metrics_json), "metrics");
+      cell(tr, promoted.has(r.id) ? "promoted as " + promoted.get(r.id) : r.reason || "");
+      body.appendChild(tr);
+    }
+  }
+
+  function drawKpis(d) {
+    const s = d.summary;
+    $("k-requests").textContent = s.requests;
+    $("k-fallback").textContent = pct(s.fallback_rate);
+    $("k-cost").textContent = usd(s.cost_usd);
+    $("k-counterfactual").textContent = usd(s.counterfactual_cost_usd);
+    $("k-savings").textContent = usd(s.savings_usd) + (d.summary.savings_pct == null ? "" : " (" + d.summary.savings_pct.toFixed(1) + "%)");
+    $("k-errors").textContent = s.errors;
+    $("version").textContent = d.student_version || "–";
+    $("threshold").textContent = d.threshold == null ? "uncalibrated" : d.threshold.toFixed(3);
+    $("scorer").textContent = d.scorer || "–";
+    $("queue").textContent = d.log ? d.log.queue_depth + (d.log.dropped ? " (" + d.log.dropped + " dropped)" : "") : "–";
+  }
+
+  async function load() {
+    const since = $("since").value;
+    try {
+      const res = await fetch("/admin/dashboard/data?since=" + encodeURIComponent(since), { credentials: "same-origin" });
+      if (res.status === 401 || res.status === 403) { window.location.reload(); return; }
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      const d = await res.json();
+      state.data = d;
+      drawKpis(d);
+      drawCost(d.timeseries); drawFallback(d.timeseries, d.versions);
+      drawAgreement(d.agreement, d.versions); drawLatency(d.latency);
+      drawConfidence(d.confidence, d.threshold); drawRuns(d.runs, d.versions);
+      $("load-error").hidden = true;
+      state.status = "ready";
+    } catch (err) {
+      $("load-error").textContent = "Could not load the data: " + err.message;
+      $("load-error").hidden = false;
+      state.status = "error";
+    }
+  }
+
+  async function act(button, path, verb) {
+    button.disabled = true;
+    $("action-status").textContent = verb + "…";
+    try {
+      const res = await fetch(path, { method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-distill-csrf": "1" }, body: "{}" });
+      const text = await res.text();
+      let detail = text;
+      try { const j = JSON.parse(text); detail = (j.error && j.error.message) || j.id || j.status || text; } catch (_e) { /* not JSON */ }
+      state.lastAction = { path, status: res.status, body: text };
+      $("action-status").textContent = (res.ok ? verb + ": done " : verb + " failed (HTTP " + res.status + "): ") + String(detail).slice(0, 200);
+      await load();
+    } catch (err) {
+      $("action-status").textContent = verb + " failed: " + err.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const wanted = new URLSearchParams(window.location.search).get("since");
+    if (wanted && [...$("since").options].some((o) => o.value === wanted)) $("since").value = wanted;
+    $("since").addEventListener("change", load);
+    $("refresh").addEventListener("click", load);
+    $("trigger-run").addEventListener("click", (e) => act(e.currentTarget, "/dashboard/api/runs", "Starting a run"));
+    $("rollback").addEventListener("click", (e) => {
+      if (window.confirm("Roll the student back to the previous version?")) act(e.currentTarget, "/dashboard/api/rollback", "Rolling back");
+    });
+    load();
+    setInterval(load, REFRESH_MS);
+  });
+})();

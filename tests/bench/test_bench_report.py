@@ -1,0 +1,148 @@
+"""Report generation from a fake raw record, and the arithmetic under it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.banking77.report import build_rounds, write_report
+from bench.banking77.stats import Prices, percentile, rolling, segment_summary
+
+PRICES = Prices(teacher_in=2.0, teacher_out=10.0, student_in=0.0, student_out=0.0)
+
+
+def _rec(
+    index: int,
+    route: str | None,
+    correct: bool,
+    latency: float = 100.0,
+    phase: str = "learning",
+    tokens: tuple[int, int] = (100, 10),
+) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "round": 1,
+        "index": index,
+        "gold": "card_arrival",
+        "stream": False,
+        "status": 200,
+        "answer": "card_arrival" if correct else "x",
+        "predicted": None,
+        "correct": correct,
+        "route": route,
+        "confidence": -0.1,
+        "degraded": None,
+        "student_version": None,
+        "latency_ms": latency,
+        "ttfb_ms": None,
+        "prompt_tokens": tokens[0],
+        "completion_tokens": tokens[1],
+        "error": None,
+    }
+
+
+def fake_raw() -> dict[str, Any]:
+    teacher = [_rec(i, None, i % 10 != 0, 300.0, "teacher") for i in range(40)]
+    seg1 = [_rec(i, "teacher", i % 10 != 0, 350.0) for i in range(20)]
+    seg2 = [_rec(i, "student" if i % 4 else "teacher", i % 5 != 0, 120.0) for i in range(20, 40)]
+    validation = [_rec(1_000_000 + i, "student", i % 2 == 0, 90.0, "validation") for i in range(10)]
+    return {
+        "settings": {"requests": 40, "retrain_every": 20, "quick": True},
+        "prices": PRICES.to_dict(),
+        "machine": {"cpu": "Test CPU", "cores": 2, "memory_gib": 24.0},
+        "date": "2025-01-01 00:00 UTC",
+        "minutes": 12.5,
+        "notes": ["fake run"],
+        "teacher_baseline": {"records": teacher},
+        "static": {
+            "records": [_rec(i, "teacher", True, 400.0, "static") for i in range(5)],
+            "teacher_spend_usd": None,
+            "settings": {"threshold": -0.5},
+        },
+        "base_validation": {
+            "records": [
+                _rec(1_000_000 + i, "student", False, 90.0, "validation") for i in range(10)
+            ]
+        },
+        "segments": [
+            {
+                "round": 1,
+                "records": seg1,
+                "teacher_spend_usd": None,
+                "run": {"status": "promoted"},
+                "training_seconds": 61.0,
+                "validation": {"records": validation},
+            },
+            {"round": 2, "records": seg2, "teacher_spend_usd": 0.0012},
+        ],
+    }
+
+
+def test_percentile_and_rolling() -> None:
+    assert percentile([], 50) is None
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert percentile([5.0], 95) == 5.0
+    assert rolling([1.0, 0.0, 1.0, 1.0], 2) == [1.0, 0.5, 0.5, 1.0]
+
+
+def test_segment_summary_costs() -> None:
+    records = [_rec(0, "teacher", True), _rec(1, "student", True), _rec(2, "student", False)]
+    baseline = {0: 0.01, 1: 0.01, 2: 0.01}
+    s = segment_summary(records, PRICES, baseline)
+    teacher_cost = (100 * 2.0 + 10 * 10.0) / 1e6
+    assert s["teacher_calls"] == 1 and s["fallback_rate"] == pytest.approx(1 / 3)
+    assert s["served_accuracy"] == pytest.approx(2 / 3)
+    assert s["cost_usd"] == pytest.approx(teacher_cost)
+    assert s["cost_ratio"] == pytest.approx(teacher_cost / 0.03)
+    measured = segment_summary(records, PRICES, baseline, teacher_spend=0.003)
+    assert measured["cost_ratio"] == pytest.approx(0.1)
+
+
+def test_rounds_follow_the_segments() -> None:
+    rows = build_rounds(fake_raw())
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert rows[0]["student_only_accuracy"] == 0.0
+    assert rows[1]["requests_so_far"] == 20 and rows[2]["requests_so_far"] == 40
+    assert rows[1]["segment"]["fallback_rate"] == 1.0
+    assert rows[2]["segment"]["fallback_rate"] == pytest.approx(5 / 20)
+    assert rows[1]["student_only_accuracy"] == 0.5
+    assert rows[2]["student_only_accuracy"] == 0.5  # no run after the last segment
+    assert rows[1]["training_seconds"] == 61.0
+
+
+def test_write_report(tmp_path: Path) -> None:
+    summary = write_report(fake_raw(), tmp_path)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    required = {
+        "requests",
+        "teacher_accuracy",
+        "student_only_accuracy",
+        "served_accuracy",
+        "teacher_call_fraction",
+        "cost_ratio",
+        "minutes",
+        "date",
+        "machine",
+    }
+    assert required <= set(saved)
+    assert saved["requests"] == 40
+    assert saved["teacher_accuracy"] == pytest.approx(0.9)
+    assert saved["served_accuracy"] == pytest.approx(0.8)
+    assert saved["teacher_call_fraction"] == pytest.approx(0.25)
+    assert saved["cost_ratio"] == pytest.approx(0.0012 / (20 * (100 * 2.0 + 10 * 10.0) / 1e6))
+    assert saved["machine"]["cpu"] == "Test CPU"
+    assert summary["goals"]["time"]["met"] is True
+    assert summary["goals"]["cascade"]["met"] is False
+    md = (tmp_path / "results.md").read_text()
+    assert "| round | requests so far |" in md
+    assert "all-teacher (replay teacher, same traffic)" in md
+    assert "static-threshold cascade, never retrained" in md
+    assert "base student alone" in md
+    assert "NOT met" in md
+    for png in ("routing_cost.png", "accuracy.png"):
+        data = (tmp_path / png).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000
+        assert f"]({png})" in md

@@ -1,0 +1,126 @@
+"""The learning loop's segmentation: K teacher answers, then a run, then validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.banking77.admin import AdminClient, RunInfo, _as_runs
+from bench.banking77.data import Example
+from bench.banking77.driver import Driver, DriverConfig, RequestRecord
+from bench.banking77.rounds import FORCE_STUDENT, LoopConfig, learning_phase
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class ScriptedDriver(Driver):
+    """The real dispatch loop with canned answers: even indices fall back to the teacher."""
+
+    def __init__(self) -> None:
+        super().__init__(DriverConfig(base_url="http://127.0.0.1:9/v1", concurrency=3), [])
+        self.calls: list[dict[str, Any]] = []
+
+    async def one(
+        self,
+        index: int,
+        example: Example,
+        stream: bool,
+        phase: str,
+        round_no: int,
+        headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> RequestRecord:
+        self.calls.append(
+            {"index": index, "phase": phase, "headers": headers, "extra_body": extra_body}
+        )
+        route = "student" if phase == "validation" or index % 2 else "teacher"
+        return RequestRecord(
+            phase,
+            round_no,
+            index,
+            example.label,
+            stream,
+            200,
+            answer=example.label,
+            correct=True,
+            route=route,
+        )
+
+
+class FakeAdmin(AdminClient):
+    """Runs appear only when triggered and finish at once."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", "admin")
+        self.listed: list[RunInfo] = []
+        self.triggered = 0
+
+    async def runs(self) -> list[RunInfo]:
+        return list(self.listed)
+
+    async def trigger(self) -> RunInfo | None:
+        self.triggered += 1
+        run = RunInfo(f"run-{self.triggered}", "promoted", {"duration_s": 12.5})
+        self.listed.append(run)
+        return RunInfo(run.id, "queued", {})
+
+    async def readyz(self) -> tuple[int, dict[str, Any]]:
+        return 200, {"student_version": f"v{self.triggered}"}
+
+    async def stats(self) -> dict[str, Any]:
+        return {"requests": 1}
+
+
+async def _spend() -> float | None:
+    return 1.0
+
+
+@pytest.mark.anyio
+async def test_rounds_split_on_teacher_answers() -> None:
+    driver, admin = ScriptedDriver(), FakeAdmin()
+    traffic = [(i, Example(f"q{i}", "card_arrival")) for i in range(30)]
+    validation = [Example(f"v{i}", "card_arrival") for i in range(4)]
+    cfg = LoopConfig(
+        retrain_every=5,
+        max_rounds=2,
+        run_start_timeout=0.0,
+        run_timeout=5.0,
+        ready_timeout=5.0,
+        log_flush_wait=0.0,
+    )
+    saved: list[int] = []
+    segments = await learning_phase(
+        driver, admin, traffic, validation, cfg, _spend, lambda segs: saved.append(len(segs))
+    )
+    await driver.aclose()
+    await admin.aclose()
+    assert [s["round"] for s in segments] == [1, 2, 3]
+    first, second, last = segments
+    teacher_first = sum(1 for r in first["records"] if r["route"] == "teacher")
+    # In-flight requests finish after the stop condition: at most concurrency-1 extra.
+    assert 5 <= teacher_first <= 5 + 2
+    assert first["trigger"] == "bench" and first["run"]["status"] == "promoted"
+    assert first["training_seconds"] == 12.5
+    assert first["student_version"] == "v1"
+    assert len(first["validation"]["records"]) == 4
+    assert "run" not in last and "validation" not in last  # max_rounds reached
+    assert sum(len(s["records"]) for s in segments) == 30
+    assert sorted(r["index"] for s in segments for r in s["records"]) == list(range(30))
+    assert admin.triggered == 2
+    assert saved == [1, 2, 3]
+    assert first["teacher_spend_usd"] == 0.0
+    checks = [c for c in driver.calls if c["phase"] == "validation"]
+    assert len(checks) == 8
+    assert all(
+        c["headers"] == FORCE_STUDENT and c["extra_body"] == {"store": False} for c in checks
+    )
+
+
+def test_run_list_shapes() -> None:
+    assert _as_runs({"runs": [{"id": 3, "status": "running"}]})[0].id == "3"
+    assert _as_runs([{"run_id": "a", "status": "Succeeded"}])[0].finished
+    assert not _as_runs([{"id": "a", "status": "training"}])[0].finished

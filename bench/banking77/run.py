@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.banking77.admin import AdminClient, AdminError
+from bench.banking77.checks import machinery_problems
 from bench.banking77.config import BenchSettings, parse_settings, proxy_env
 from bench.banking77.data import Example, load_categories, load_split, traffic_order
 from bench.banking77.driver import Driver, DriverConfig
@@ -149,7 +150,7 @@ class Bench:
             before = await teacher_spend_probe(self.teacher.root)
             records = await driver.run(self.traffic[: self.s.static_requests], "static", 0)
             after = await teacher_spend_probe(self.teacher.root)
-            costs = await proxy_costs(admin)  # a fresh log: everything in it is this traffic
+            costs = await proxy_costs(admin, len(records))  # a fresh log: only this traffic
         finally:
             await driver.aclose()
             await admin.aclose()
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             write_report(bench.raw, settings.work_dir / "partial-report")
             say(f"partial report in {settings.work_dir / 'partial-report'}")
         return 1
+    problems = machinery_problems(raw)
+    raw["notes"].extend(f"machinery: {p}" for p in problems)
     summary = write_report(raw, settings.out_dir)
     keys = (
         "requests",
@@ -249,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     print(f"[bench] report in {settings.out_dir}")
-    return 0
+    for problem in problems:
+        say(f"machinery problem: {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

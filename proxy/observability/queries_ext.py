@@ -44,9 +44,14 @@ def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [{n: _iso(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
 
-def first_request_at(conn: duckdb.DuckDBPyConnection) -> datetime | None:
-    row = conn.execute("SELECT min(created_at) FROM requests").fetchone()
-    return row[0] if row else None
+def request_span(
+    conn: duckdb.DuckDBPyConnection, since: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """First and last `created_at` in the window."""
+    where, params = _where(since)
+    row = conn.execute(f"SELECT min(created_at), max(created_at) FROM requests{where}",
+                       params).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def latency_by_route(

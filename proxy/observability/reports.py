@@ -49,7 +49,8 @@ def stats_report(
 
 def dashboard_report(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> dict[str, Any]:
     """Everything the dashboard draws, for one time window."""
-    bucket = bucket_for(since, first=queries_ext.first_request_at(conn))
+    first, last = queries_ext.request_span(conn, since)
+    bucket = bucket_for(since, first=first, last=last)
     report = stats_report(conn, since, runs_limit=20)
     report.update(
         bucket_seconds=bucket,

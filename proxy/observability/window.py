@@ -37,15 +37,16 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
 
 
 def bucket_for(since: datetime | None, now: datetime | None = None,
-               first: datetime | None = None) -> int:
-    """Bucket seconds giving about 60 points from the later of `since` and the first row
-    (a 7-day window over one hour of data still gets minute buckets) to now."""
-    now = now or datetime.now(UTC)
+               first: datetime | None = None, last: datetime | None = None) -> int:
+    """Bucket seconds giving about 60 points over the data actually in the window: from
+    the later of `since` and the first row to the last row (else now). A 7-day window
+    over one hour of data still gets minute buckets; an old log is not squeezed."""
+    end = _aware(last) if last is not None else (now or datetime.now(UTC))
     starts = [_aware(t) for t in (since, first) if t is not None]
     if not starts:
         return 60
     start = max(starts)
-    span = max((now - start).total_seconds(), 1.0)
+    span = max((end - start).total_seconds(), 1.0)
     for bucket in _BUCKETS:
         if span / bucket <= _TARGET_BUCKETS:
             return bucket

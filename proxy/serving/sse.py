@@ -125,16 +125,20 @@ class ChunkAccumulator:
         self.saw_finish = False
 
     def add(self, chunk: dict[str, Any]) -> None:
+        """Merges one chunk; parts of the wrong type (a broken upstream) are skipped."""
         for key in ("id", "created", "model", "system_fingerprint"):
             if key in chunk and key not in self.meta:
                 self.meta[key] = chunk[key]
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
             self.usage = chunk["usage"]
-        for delta_choice in chunk.get("choices") or []:
-            self._add_choice(delta_choice)
+        for delta_choice in _list(chunk.get("choices")):
+            if isinstance(delta_choice, dict):
+                self._add_choice(delta_choice)
 
     def _add_choice(self, delta_choice: dict[str, Any]) -> None:
-        index = delta_choice.get("index", 0)
+        index = _index(delta_choice.get("index", 0), len(self.choices))
+        if index is None:
+            return
         choice = self.choices.setdefault(
             index,
             {
@@ -144,23 +148,25 @@ class ChunkAccumulator:
                 "logprobs": None,
             },
         )
-        delta = delta_choice.get("delta") or {}
+        delta = _dict(delta_choice.get("delta"))
         message = choice["message"]
-        if delta.get("content"):
-            message["content"] += delta["content"]
-        for call in delta.get("tool_calls") or []:
-            self._add_tool_call(message.setdefault("tool_calls", []), call)
-        logprobs = delta_choice.get("logprobs") or {}
-        if logprobs.get("content"):
+        message["content"] += _str(delta.get("content"))
+        for call in _list(delta.get("tool_calls")):
+            if isinstance(call, dict):
+                self._add_tool_call(message.setdefault("tool_calls", []), call)
+        content = _list(_dict(delta_choice.get("logprobs")).get("content"))
+        if content:
             choice["logprobs"] = choice["logprobs"] or {"content": []}
-            choice["logprobs"]["content"].extend(logprobs["content"])
+            choice["logprobs"]["content"].extend(content)
         if delta_choice.get("finish_reason"):
             choice["finish_reason"] = delta_choice["finish_reason"]
             self.saw_finish = True
 
     @staticmethod
     def _add_tool_call(calls: list[dict[str, Any]], delta: dict[str, Any]) -> None:
-        index = delta.get("index", len(calls))
+        index = _index(delta.get("index", len(calls)), len(calls))
+        if index is None:
+            return
         while len(calls) <= index:
             calls.append(
                 {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
@@ -168,9 +174,9 @@ class ChunkAccumulator:
         call = calls[index]
         if delta.get("id"):
             call["id"] = delta["id"]
-        function = delta.get("function") or {}
-        call["function"]["name"] += function.get("name") or ""
-        call["function"]["arguments"] += function.get("arguments") or ""
+        function = _dict(delta.get("function"))
+        call["function"]["name"] += _str(function.get("name"))
+        call["function"]["arguments"] += _str(function.get("arguments"))
 
     def result(self) -> dict[str, Any]:
         return {
@@ -179,3 +185,26 @@ class ChunkAccumulator:
             "choices": [self.choices[i] for i in sorted(self.choices)],
             "usage": self.usage,
         }
+
+
+# Indexes of choices/tool calls arrive from the upstream: a huge one must not make the
+# accumulator allocate (or sort mixed types); beyond this they are ignored.
+_MAX_INDEX = 1024
+
+
+def _index(value: Any, seen: int) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= max(_MAX_INDEX, seen) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""

@@ -129,6 +129,12 @@ class _RelayState:
             return None
         if not isinstance(chunk, dict):
             return None
+        choices = chunk.get("choices")
+        if choices is not None and not (
+            isinstance(choices, list) and all(isinstance(c, dict) for c in choices)
+        ):
+            self.error = "teacher sent a malformed stream event"
+            return None
         if "error" in chunk:
             message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else None
             self.error = self.scrub(str(message or chunk["error"]))

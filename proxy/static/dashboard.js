@@ -51,8 +51,17 @@
     },
   };
 
+  /* x range: the buckets that have data, padded by one bucket when there is only one. */
   function timeAxis() {
-    return { type: "linear", ticks: { maxTicksLimit: 8, callback: (v) => timeLabel(v) } };
+    const series = (state.data && state.data.timeseries) || [];
+    const bucket = 1000 * ((state.data && state.data.bucket_seconds) || 60);
+    const axis = { type: "linear", ticks: { maxTicksLimit: 8, callback: (v) => timeLabel(v) } };
+    if (series.length) {
+      const first = series[0].t * 1000, last = series[series.length - 1].t * 1000;
+      axis.min = first === last ? first - bucket : first;
+      axis.max = first === last ? last + bucket : last;
+    }
+    return axis;
   }
 
   function baseOptions(extra) {
@@ -84,7 +93,8 @@
     chart("chart-cost", { type: "line", data: { datasets: [
       { label: "saved", data: savedPts, borderColor: COLORS.saved, backgroundColor: COLORS.saved + "33", fill: true, pointRadius: 2 },
       { label: "spent", data: spentPts, borderColor: COLORS.spent, pointRadius: 2 },
-    ] }, options: baseOptions({ scales: { x: timeAxis(), y: { beginAtZero: true } } }) });
+    ] }, options: baseOptions({ scales: { x: timeAxis(),
+      y: { beginAtZero: true, ticks: { callback: (v) => usd(v) } } } }) });
   }
 
   function drawFallback(series, versions) {

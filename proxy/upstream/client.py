@@ -131,6 +131,7 @@ class Upstream:
         payload = decode_json(response.content) if response.content else {}
         if response.status_code != 200:
             raise status_error(self.name, response, payload)
+        check_answer(self.name, payload)
         return CallResult(payload=payload, latency_ms=latency)
 
     @asynccontextmanager
@@ -158,6 +159,22 @@ class Upstream:
             yield response
         finally:
             await response.aclose()
+
+
+def _is_answer(choice: Any) -> bool:
+    if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+        return False
+    message = choice["message"]
+    return isinstance(message.get("content"), str) or any(
+        message.get(k) for k in ("tool_calls", "function_call", "refusal")
+    )
+
+
+def check_answer(name: str, payload: dict[str, Any]) -> None:
+    """A 200 without a usable choice is a failed call, never an answer to pass on."""
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not all(map(_is_answer, choices)):
+        raise UpstreamError(f"{name} answered 200 without a usable completion")
 
 
 class RetryableStatus(UpstreamError):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bench.banking77.checks import machinery_problems
 from bench.banking77.report import build_rounds, write_report
 from bench.banking77.stats import Prices, percentile, rolling, segment_summary
 
@@ -146,3 +147,16 @@ def test_write_report(tmp_path: Path) -> None:
         data = (tmp_path / png).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000
         assert f"]({png})" in md
+
+
+def test_machinery_checks() -> None:
+    raw = fake_raw()
+    assert machinery_problems(raw) == []
+    raw["segments"][0]["run"] = {"id": "r1", "status": "failed", "raw": {"reason": "NotEnoughData"}}
+    raw["segments"][1]["records"][0]["error"] = "APIConnectionError: boom"
+    raw["segments"][1]["proxy_cost"] = {"cost_usd": 0.0, "requests": 3.0}
+    problems = machinery_problems(raw)
+    assert any("ended failed: NotEnoughData" in p for p in problems)
+    assert any("1 of 20 round-2 requests failed" in p for p in problems)
+    assert any("logged 3 of 20" in p for p in problems)
+    assert machinery_problems({"segments": []}) == ["the all-teacher baseline did not run"]

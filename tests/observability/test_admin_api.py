@@ -127,3 +127,12 @@ def test_session_tokens_expire_and_follow_the_key() -> None:
     assert not token_valid(settings, token, now=1000.0 + 3601)
     assert not token_valid(Settings(admin_key="rotated"), token, now=1000.0)
     assert issue_token(Settings()) is None
+
+
+def test_rollback_button_relays_the_run_loop_answer(make_proxy: Callable[..., Any]) -> None:
+    with make_proxy(admin_key=ADMIN) as h:
+        answer = httpx.post(f"{h.url}/dashboard/api/rollback", headers=BEARER)
+        # Nothing was promoted yet: the run loop's 409 comes back unchanged.
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["code"] == "nothing_to_roll_back"
+        assert httpx.post(f"{h.url}/dashboard/api/rollback").status_code == 401

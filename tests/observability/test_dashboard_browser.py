@@ -147,9 +147,10 @@ def test_dashboard_renders_real_data_and_starts_a_run(
             f"document.querySelector('#runs-body').textContent.includes('{run_id}')",
             timeout=15000)
         # Wait for the fake trainer to fail, so the table shows an outcome and its reason.
+        assert _reload_until_failed(page, h, run_id), "the fake trainer's run never ended"
         page.wait_for_function(
-            "document.querySelector('#runs-body').textContent.includes('failed')",
-            polling=500, timeout=20000) if _reload_until_failed(page, h, run_id) else None
+            "document.querySelector('#runs-body').textContent.includes('exit code 3')",
+            timeout=15000)
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"

@@ -55,3 +55,29 @@ def smol_tokenizer(smol_tokenizer_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(smol_tokenizer_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smol_tokenizer_dir: Path) -> Path:
+    """A tiny random Llama (hidden 64, 2 layers) with SmolLM2's tokenizer and chat template.
+
+    initializer_range=0.5 instead of 0.02: with tiny tied embeddings the logits of a 64-wide
+    model cannot leave "uniform over 49k tokens", and a LoRA (which never touches embeddings)
+    could not learn anything. No pad_token_id in the config: it would zero the embedding of
+    <|im_end|> (= the pad token), and the model could never learn to stop.
+    """
+    torch = pytest.importorskip("torch")
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smol_tokenizer_dir))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        tie_word_embeddings=True, initializer_range=0.5,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    target = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    return target

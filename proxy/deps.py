@@ -18,6 +18,9 @@ from proxy.serving.chat import ChatService
 from proxy.serving.records import RequestContext
 from proxy.settings import Settings
 
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a
+# thread pool, a thread hop per request that costs more than the work they do.
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 ROUTES = ("auto", "student", "teacher")
 
@@ -26,7 +29,7 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_chat_service(request: Request) -> ChatService:
+async def get_chat_service(request: Request) -> ChatService:
     return request.app.state.chat  # type: ignore[no-any-return]
 
 
@@ -42,7 +45,7 @@ def require_admin(request: Request) -> None:
     get_keys(request).admin(request.headers.get("authorization"), client_host(request))
 
 
-def request_context(request: Request) -> RequestContext:
+async def request_context(request: Request) -> RequestContext:
     started = time.perf_counter()
     key_hash = get_keys(request).client(request.headers.get("authorization"))
     incoming = request.headers.get("x-request-id")
@@ -107,8 +110,16 @@ async def chat_body(request: Request) -> dict[str, Any]:
     return body
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def _settings_dep(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _admin_dep(request: Request) -> None:
+    require_admin(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings_dep)]
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 ContextDep = Annotated[RequestContext, Depends(request_context)]
 ChatBodyDep = Annotated[dict[str, Any], Depends(chat_body)]
-AdminDep = Annotated[None, Depends(require_admin)]
+AdminDep = Annotated[None, Depends(_admin_dep)]

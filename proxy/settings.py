@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -59,6 +59,9 @@ class TokenPrice(BaseModel):
 
 class Settings(BaseSettings):
     """All settings of the server, the trainer loop and the CLI."""
+
+    config_file: ClassVar[Path | None] = None
+    """TOML file of this Settings class (set by `load_settings`)."""
 
     model_config = SettingsConfigDict(
         env_prefix="DISTILL_", extra="ignore", populate_by_name=True, validate_default=True
@@ -487,7 +490,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = settings_cls.model_config.get("toml_file") or os.environ.get("DISTILL_CONFIG")
+        path = getattr(settings_cls, "config_file", None) or os.environ.get("DISTILL_CONFIG")
         toml = _TomlSource(settings_cls, Path(str(path)) if path else None)
         return (init_settings, env_settings, toml)
 
@@ -496,7 +499,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     """Builds Settings from env + optional TOML file + explicit overrides."""
     if config is None:
         return Settings(**overrides)
-    bound = type(
-        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": config}}
-    )
+    # A subclass carries the path, so no module-level state is needed between the
+    # CLI and the settings sources.
+    bound = type("Settings", (Settings,), {"config_file": Path(config)})
     return bound(**overrides)

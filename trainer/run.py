@@ -30,6 +30,7 @@ from trainer.runfiles import write_error, write_json_atomic, write_phase
 
 if TYPE_CHECKING:
     from proxy.settings import Settings
+    from trainer.compare import EvalServer
 
 log = logging.getLogger("trainer.run")
 
@@ -48,14 +49,14 @@ def run_distillation(
     cfg: TrainConfig,
     base_model: str | Path,
     incumbent_adapter: Path | None = None,
-    eval_server: Any = None,
+    eval_server: EvalServer | None = None,
     since: datetime | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
     """Runs everything and returns the report (also written to ``run_dir/report.json``).
 
-    ``eval_server``: a `trainer.compare.EvalServer` to evaluate through a running vLLM;
-    None evaluates in-process with transformers.
+    ``eval_server``: evaluate through a running vLLM (the candidate is hot-loaded under a
+    throwaway name); None evaluates in-process with transformers.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = run_id or run_dir.name
@@ -65,7 +66,7 @@ def run_distillation(
 
 
 def _run(snapshot: Path, run_dir: Path, cfg: TrainConfig, base_model: str,
-         incumbent: Path | None, eval_server: Any, since: datetime | None,
+         incumbent: Path | None, eval_server: EvalServer | None, since: datetime | None,
          run_id: str) -> dict[str, Any]:
     from trainer.compare import compare_models, write_adapter_metadata
     from trainer.report import build_report, summary_lines

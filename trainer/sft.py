@@ -161,6 +161,24 @@ def sft_config(run_dir: Path, cfg: TrainConfig, n_examples: int, bf16: bool) -> 
     )
 
 
+def _prepare_examples(
+    tokenizer: PreTrainedTokenizerBase, selection: DatasetSelection, cfg: TrainConfig
+) -> tuple[list[dict[str, Any]], int, SoftLabelStats, bool]:
+    """Examples, rows dropped as too long, soft-label stats, whether KD is on."""
+    use_soft = cfg.kd_alpha > 0 and selection.soft_label_rows > 0
+    examples, too_long, stats = build_examples(
+        tokenizer, selection, selection.train, cfg.max_seq_len, use_soft
+    )
+    if not examples:
+        raise ValueError(f"every train row is longer than max_seq_len={cfg.max_seq_len}")
+    kd_active = use_soft and stats.positions_used > 0
+    if not kd_active:  # no usable soft target at all: the plain (fused) hard-label path
+        for ex in examples:
+            for key in ("kd_positions", "kd_ids", "kd_logprobs"):
+                ex.pop(key, None)
+    return examples, too_long, stats, kd_active
+
+
 def train_adapter(
     selection: DatasetSelection,
     base_model: str | Path,
@@ -171,20 +189,10 @@ def train_adapter(
     """Trains the LoRA on the train split and saves it to ``run_dir/adapter``."""
     device, dtype, bf16 = _device_setup()
     tokenizer = AutoTokenizer.from_pretrained(str(base_model))
-    use_soft = cfg.kd_alpha > 0 and selection.soft_label_rows > 0
-    examples, too_long, stats = build_examples(
-        tokenizer, selection, selection.train, cfg.max_seq_len, use_soft
-    )
-    if not examples:
-        raise ValueError(f"every train row is longer than max_seq_len={cfg.max_seq_len}")
-    kd_active = use_soft and stats.positions_used > 0
-    if not kd_active:
-        for ex in examples:
-            for key in ("kd_positions", "kd_ids", "kd_logprobs"):
-                ex.pop(key, None)
-    model, lora, warm = load_student(base_model, cfg, incumbent_adapter, dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    examples, too_long, stats, kd_active = _prepare_examples(tokenizer, selection, cfg)
+    model, lora, warm = load_student(base_model, cfg, incumbent_adapter, dtype)
     trainer = DistillSFTTrainer(
         model=model,
         args=sft_config(run_dir, cfg, len(examples), bf16),
@@ -209,17 +217,10 @@ def train_adapter(
     trainer.save_model(str(adapter_dir))
     _remove_if_empty(run_dir / "checkpoints")  # save_strategy="no": nothing was written
     return TrainResult(
-        adapter_dir=adapter_dir,
-        is_main_process=trainer.is_world_process_zero(),
-        examples=len(examples),
-        dropped_too_long=too_long,
-        steps=trainer.state.global_step,
-        train_seconds=seconds,
-        loss_curve=_loss_curve(trainer.state.log_history),
-        soft_labels=stats,
-        kd_active=kd_active,
-        warm_started=warm,
-        device=device,
+        adapter_dir=adapter_dir, is_main_process=trainer.is_world_process_zero(),
+        examples=len(examples), dropped_too_long=too_long, steps=trainer.state.global_step,
+        train_seconds=seconds, loss_curve=_loss_curve(trainer.state.log_history),
+        soft_labels=stats, kd_active=kd_active, warm_started=warm, device=device,
     )
 
 

@@ -222,8 +222,39 @@ async def _stream(completion: Completion, delay: float) -> AsyncIterator[bytes]:
         yield frame
 
 
+async def _chat(teacher: ReplayTeacher, request: Request) -> Response:
+    if not _authorised(request, teacher.cfg.api_key):
+        return _error(401, "Incorrect API key provided.", None, "invalid_api_key")
+    try:
+        body = orjson.loads(await request.body())
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.", None, None)
+        completion, query = teacher.complete(body)
+    except orjson.JSONDecodeError:
+        teacher.stats.errors += 1
+        return _error(400, "We could not parse the JSON body of your request.", None, None)
+    except BadRequest as exc:
+        teacher.stats.errors += 1
+        return _error(exc.status, str(exc), exc.param, exc.code)
+    delay = teacher.delay(query)
+    if body.get("stream") is True:
+        return StreamingResponse(_stream(completion, delay), media_type="text/event-stream")
+    await asyncio.sleep(delay)
+    return Response(orjson.dumps(full_response(completion)), media_type="application/json")
+
+
+def _stats(teacher: ReplayTeacher) -> dict[str, Any]:
+    s, cfg = teacher.stats, teacher.cfg
+    return {
+        "requests": s.requests, "errors": s.errors, "prompt_tokens": s.prompt_tokens,
+        "completion_tokens": s.completion_tokens, "cost_usd": s.cost_usd,
+        "price_in": cfg.price_in, "price_out": cfg.price_out, "accuracy": cfg.accuracy,
+        "tokenizer": teacher.tokenizer.name,
+    }  # fmt: skip
+
+
 def create_app(teacher: ReplayTeacher) -> FastAPI:
-    """The HTTP face of a `ReplayTeacher`."""
+    """The HTTP face of a `ReplayTeacher` (plus ``GET /stats`` for the harness)."""
     app = FastAPI(title="replay teacher", docs_url=None, redoc_url=None)
     app.state.teacher = teacher
 
@@ -233,18 +264,7 @@ def create_app(teacher: ReplayTeacher) -> FastAPI:
 
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
-        s = teacher.stats
-        return {
-            "requests": s.requests,
-            "errors": s.errors,
-            "prompt_tokens": s.prompt_tokens,
-            "completion_tokens": s.completion_tokens,
-            "cost_usd": s.cost_usd,
-            "price_in": teacher.cfg.price_in,
-            "price_out": teacher.cfg.price_out,
-            "accuracy": teacher.cfg.accuracy,
-            "tokenizer": teacher.tokenizer.name,
-        }
+        return _stats(teacher)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -253,24 +273,7 @@ def create_app(teacher: ReplayTeacher) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        if not _authorised(request, teacher.cfg.api_key):
-            return _error(401, "Incorrect API key provided.", None, "invalid_api_key")
-        try:
-            body = orjson.loads(await request.body())
-            if not isinstance(body, dict):
-                raise BadRequest("The request body must be a JSON object.", None, None)
-            completion, query = teacher.complete(body)
-        except orjson.JSONDecodeError:
-            teacher.stats.errors += 1
-            return _error(400, "We could not parse the JSON body of your request.", None, None)
-        except BadRequest as exc:
-            teacher.stats.errors += 1
-            return _error(exc.status, str(exc), exc.param, exc.code)
-        delay = teacher.delay(query)
-        if body.get("stream") is True:
-            return StreamingResponse(_stream(completion, delay), media_type="text/event-stream")
-        await asyncio.sleep(delay)
-        return Response(orjson.dumps(full_response(completion)), media_type="application/json")
+        return await _chat(teacher, request)
 
     return app
 

@@ -162,6 +162,7 @@ def _goals(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any
             "target": f">= {CASCADE_GOAL:.0%} of all-teacher accuracy with <= "
             f"{TEACHER_SHARE_GOAL:.0%} teacher calls",
             "ratio": served / teacher_acc if served is not None and teacher_acc else None,
+            "teacher_call_fraction": fraction,
             "met": served is not None
             and fraction is not None
             and bool(teacher_acc)

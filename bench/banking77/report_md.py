@@ -87,16 +87,16 @@ def _goal_lines(goals: dict[str, Any]) -> list[str]:
         f"(final student/teacher accuracy ratio {pct(s['ratio'])}; "
         f"{_reached(s['reached_at_requests'])}).",
         f"- Cascade as served, {c['target']}: **{mark[bool(c['met'])]}** "
-        f"(served/all-teacher accuracy {pct(c['ratio'])}).",
+        f"(served/all-teacher accuracy {pct(c['ratio'])}, teacher calls "
+        f"{pct(c.get('teacher_call_fraction'))}).",
         f"- Time, {t['target']}: **{mark[bool(t['met'])]}**.",
     ]
 
 
-def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: list[Path]) -> str:
-    """The whole results page."""
+def _header(summary: dict[str, Any]) -> list[str]:
     machine = summary["machine"]
     settings = ", ".join(f"{k}={v}" for k, v in sorted(summary["settings"].items()))
-    lines = [
+    return [
         "# Banking77 distillation benchmark",
         "",
         f"Date {summary['date']}; {summary['minutes']:.1f} minutes on "
@@ -105,6 +105,13 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: 
         "",
         f"Settings: {settings}.",
         "",
+    ]
+
+
+def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: list[Path]) -> str:
+    """The whole results page."""
+    lines = [
+        *_header(summary),
         "## Final round",
         "",
         f"- Requests: {summary['requests']} (final round {summary['final_round']}: "

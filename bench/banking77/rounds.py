@@ -156,6 +156,46 @@ def _teacher_count(records: list[RequestRecord]) -> int:
     return sum(1 for r in records if r.route == "teacher")
 
 
+@dataclass(slots=True)
+class Phase:
+    """What the learning phase talks to, and its progress so far."""
+
+    driver: Driver
+    admin: AdminClient
+    cfg: LoopConfig
+    spend: SpendProbe
+    known_runs: set[str]
+    logged: int  # requests the proxy's log should hold by now
+
+
+def _share(records: list[RequestRecord]) -> float:
+    return sum(r.correct for r in records) / max(1, len(records))
+
+
+async def _segment(ph: Phase, items: list[tuple[int, Example]], round_no: int) -> dict[str, Any]:
+    """One stretch of traffic, stopped after K teacher answers when a round is due."""
+    retrain = ph.cfg.max_rounds is None or round_no <= ph.cfg.max_rounds
+    costs_before = await proxy_costs(ph.admin, ph.logged, ph.cfg.log_flush_wait)
+    before = await ph.spend()
+    every = ph.cfg.retrain_every
+    records = await ph.driver.run(
+        items, "learning", round_no,
+        stop=(lambda recs: _teacher_count(recs) >= every) if retrain else None,
+    )  # fmt: skip
+    ph.logged += len(records)
+    costs_after = await proxy_costs(ph.admin, ph.logged, ph.cfg.log_flush_wait)
+    after = await ph.spend()  # after the log settled: shadow calls are in it too
+    say(f"round {round_no}: {len(records)} requests, {_teacher_count(records)} to the "
+        f"teacher, served accuracy {_share(records):.3f}")  # fmt: skip
+    return {
+        "round": round_no,
+        "records": [r.to_dict() for r in records],
+        "proxy_cost": _delta(costs_after, costs_before),
+        "teacher_spend_usd": None if after is None or before is None else after - before,
+        "due": retrain and _teacher_count(records) >= every,
+    }
+
+
 async def learning_phase(
     driver: Driver,
     admin: AdminClient,
@@ -166,50 +206,24 @@ async def learning_phase(
     checkpoint: Checkpoint,
 ) -> list[dict[str, Any]]:
     """All traffic through the learning proxy, one segment per re-distillation round."""
-    segments: list[dict[str, Any]] = []
-    known = {run.id for run in await admin.runs()}
     start = await proxy_costs(admin, wait=cfg.log_flush_wait)
-    logged = int(start["requests"]) if start else 0  # requests the proxy's log should hold
-    pos, round_no = 0, 1
+    known = {run.id for run in await admin.runs()}
+    ph = Phase(driver, admin, cfg, spend, known, int(start["requests"]) if start else 0)
+    segments: list[dict[str, Any]] = []
+    pos = 0
     while pos < len(traffic):
-        retrain = cfg.max_rounds is None or round_no <= cfg.max_rounds
-        costs_before = await proxy_costs(admin, logged, cfg.log_flush_wait)
-        before = await spend()
-        records = await driver.run(
-            traffic[pos:],
-            "learning",
-            round_no,
-            stop=(lambda recs: _teacher_count(recs) >= cfg.retrain_every) if retrain else None,
-        )
-        pos += len(records)
-        logged += len(records)
-        costs_after = await proxy_costs(admin, logged, cfg.log_flush_wait)
-        after = await spend()  # after the log settled: shadow calls are in it too
-        seg: dict[str, Any] = {
-            "round": round_no,
-            "records": [r.to_dict() for r in records],
-            "proxy_cost": _delta(costs_after, costs_before),
-            "teacher_spend_usd": after - before
-            if after is not None and before is not None
-            else None,
-        }
-        say(
-            f"round {round_no}: {len(records)} requests ({pos} so far), "
-            f"{_teacher_count(records)} to the teacher, "
-            f"served accuracy {sum(r.correct for r in records) / max(1, len(records)):.3f}"
-        )
-        if retrain and _teacher_count(records) >= cfg.retrain_every:
-            seg.update(await run_round(admin, known, cfg))
+        round_no = len(segments) + 1
+        seg = await _segment(ph, traffic[pos:], round_no)
+        pos += len(seg["records"])
+        if seg.pop("due"):
+            seg.update(await run_round(admin, ph.known_runs, cfg))
             checked = await validate(driver, validation, round_no)
-            logged += len(checked)
+            ph.logged += len(checked)
             seg["validation"] = {"records": [r.to_dict() for r in checked]}
-            say(
-                f"round {round_no}: run {seg['run']['id']} {seg['run']['status']} "
+            say(f"round {round_no}: run {seg['run']['id']} {seg['run']['status']} "
                 f"({seg['training_seconds']:.0f}s, {seg['trigger']}); student alone "
-                f"{sum(r.correct for r in checked) / max(1, len(checked)):.3f}"
-            )
+                f"{_share(checked):.3f}")  # fmt: skip
         seg["proxy_stats"] = await admin.stats()
         segments.append(seg)
         checkpoint(segments)
-        round_no += 1
     return segments

@@ -17,14 +17,30 @@ FAKE_SERVER = "tests.hardening.fake_openai_server"
 
 
 def start_fake(
-    name: str, logs: Path, api_key: str | None = None, latency_ms: float = 0.0
+    name: str,
+    logs: Path,
+    api_key: str | None = None,
+    latency_ms: float = 0.0,
+    port: int | None = None,
+    base_words: str | None = None,
 ) -> Server:
     """A fake OpenAI server answering to ``#<name>=...`` directives; waits until it serves."""
-    port = free_port()
-    argv = [sys.executable, "-m", FAKE_SERVER, "--port", str(port), "--name", name,
-            "--latency-ms", str(latency_ms)]  # fmt: skip
+    port = port or free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        FAKE_SERVER,
+        "--port",
+        str(port),
+        "--name",
+        name,
+        "--latency-ms",
+        str(latency_ms),
+    ]
     if api_key:
         argv += ["--api-key", api_key]
+    if base_words:
+        argv += ["--base-words", base_words]
     child = start(f"fake-{name}", argv, logs / f"fake_{name}.log", env=child_env({}))
     server = Server(child, f"http://127.0.0.1:{port}")
     wait_http(f"{server.root}/health", child, timeout=30, interval=0.1)

@@ -9,6 +9,7 @@ one assignment, so a request sees either the old or the new one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import replace
@@ -63,10 +64,10 @@ class Calibrator:
         assert self._settings.target_agreement is not None
         scorer = scorer_of(version, self._settings)
         eval_pairs = load_eval_pairs(self._runs_dir() / version.version)
-        logged = pairs_from_texts(
-            await self._store.logged_pairs(version.version, scorer),
-            self._settings.effective_shadow_rate,
-        )
+        rows = await self._store.logged_pairs(version.version, scorer)
+        # Judging thousands of answers is CPU work: off the event loop.
+        logged = await asyncio.to_thread(pairs_from_texts, rows,
+                                         self._settings.effective_shadow_rate)
         result = choose_threshold(
             eval_pairs + logged,
             target=self._settings.target_agreement,

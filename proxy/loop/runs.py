@@ -112,8 +112,8 @@ class RunManager:
             log.info("%s trigger skipped: %s", trigger, reason)
             await self._store.insert_run(skipped, trigger, "skipped", reason=reason)
             raise RunConflict(running.id, skipped)
-        run = ActiveRun(new_run_id(), trigger, self.runs_dir, config, since)
-        run.run_dir = self.runs_dir / run.id
+        run_id = new_run_id()
+        run = ActiveRun(run_id, trigger, self.runs_dir / run_id, config, since)
         self._current = run  # claimed before any await: a second trigger sees it
         try:
             await self._store.insert_run(run.id, trigger, "running", config=config)

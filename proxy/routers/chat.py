@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from proxy.deps import ChatBodyDep, ChatServiceDep, ContextDep
@@ -12,12 +15,32 @@ from proxy.protocol import ChatCompletionRequest, ErrorResponse
 router = APIRouter()
 
 
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its `$defs` inlined: a `#/$defs/...` ref inside an
+    OpenAPI document would resolve against the document root and break clients/tools."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+    return _inline(schema, defs)  # type: ignore[no-any-return]
+
+
+
 @router.post(
     "/v1/chat/completions",
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": inline_schema(ChatCompletionRequest)}},
         }
     },
     responses={

@@ -37,13 +37,13 @@ class CallResult:
 def make_http_client(
     timeout: float, transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 512
 ) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
+    """Pooled client; without a transport override, requests go out through aiohttp."""
+    if transport is None:
+        from proxy.upstream.aiohttp_transport import AiohttpTransport
+
+        transport = AiohttpTransport(max_connections)
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=limits,
-        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), transport=transport
     )
 
 

@@ -45,9 +45,13 @@ def serve(fakes: Fakes, tmp_path: Path) -> Iterator[Callable[..., tuple[Server, 
 
     def factory(name: str = "proxy", **extra: str) -> tuple[Server, ProxyConfig]:
         config = ProxyConfig(
-            fakes.student, fakes.teacher, TEACHER_KEY, tmp_path / "distill.duckdb",
-            tmp_path / "data", extra,
-        )  # fmt: skip
+            fakes.student,
+            fakes.teacher,
+            TEACHER_KEY,
+            tmp_path / "distill.duckdb",
+            tmp_path / "data",
+            extra,
+        )
         proxy = start_distill(config, tmp_path / "logs", name=name)
         started.append(proxy)
         return proxy, config

@@ -16,11 +16,18 @@ and the teacher fail. Directives:
     echo-auth          401 whose message echoes the Authorization header and the prompt
     cut                stream: drop the connection after two chunks
     echo-auth-stream   stream: two chunks, then an error event echoing the Authorization header
+    stall:MS           stream: two chunks, then silence for MS milliseconds
     words:N            answer with N words
 
 Plain OpenAI protocol otherwise: stream and non-stream, ``n``, ``logprobs`` /
 ``top_logprobs``, ``stream_options.include_usage``, usage counts. ``GET /stats`` returns
 request counts.
+
+Like vLLM with runtime LoRA, ``POST /v1/load_lora_adapter`` / ``unload_lora_adapter``
+register adapter names (listed by ``/v1/models``); an adapter whose
+``adapter_config.json`` says ``"fake_quality": "good"`` (tests/loop/fake_trainer.py writes
+it) answers like the teacher. With ``--base-words`` the base model answers those words
+instead, so a trained adapter measurably beats it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -53,7 +61,12 @@ class ServerState:
     name: str
     api_key: str | None
     latency_ms: float
+    base_words: tuple[str, ...] = WORDS
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    adapters: dict[str, str] = field(default_factory=dict)  # name -> fake_quality
+
+    def words_for(self, model: str) -> tuple[str, ...]:
+        return WORDS if self.adapters.get(model) == "good" else self.base_words
 
 
 def directives(body: dict[str, Any], name: str) -> dict[str, str]:
@@ -93,9 +106,11 @@ def _logprobs(tokens: list[str], logprob: float, top_k: int) -> dict[str, Any]:
     }
 
 
-def completion(body: dict[str, Any], found: dict[str, str]) -> dict[str, Any]:
+def completion(
+    body: dict[str, Any], found: dict[str, str], vocabulary: tuple[str, ...] = WORDS
+) -> dict[str, Any]:
     words = int(found.get("words") or 0) or 8
-    tokens = [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(words)]
+    tokens = [(" " if i else "") + vocabulary[i % len(vocabulary)] for i in range(words)]
     logprob = -3.0 if "unsure" in found else -0.01
     wants = bool(body.get("logprobs"))
     top_k = int(body.get("top_logprobs") or 0)
@@ -129,7 +144,10 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 
 async def stream_events(
-    payload: dict[str, Any], include_usage: bool, cut: bool, echo: str | None = None
+    payload: dict[str, Any],
+    include_usage: bool,
+    found: dict[str, str],
+    echo: str | None = None,
 ) -> AsyncIterator[bytes]:
     base = {k: payload[k] for k in ("id", "created", "model")}
     base["object"] = "chat.completion.chunk"
@@ -151,8 +169,10 @@ async def stream_events(
         )
         for piece in pieces:
             sent += 1
-            if cut and sent > 2:
+            if "cut" in found and sent > 2:
                 raise ConnectionAbortedError("fake upstream cut the stream")
+            if "stall" in found and sent == 3:
+                await asyncio.sleep(float(found["stall"] or 3600_000) / 1000)
             if echo is not None and sent > 2:
                 yield _event({"error": {"message": f"key {echo} revoked", "type": "fake_error"}})
                 yield b"data: [DONE]\n\n"
@@ -212,18 +232,34 @@ def build_app(state: ServerState) -> Starlette:
         if fault is not None:
             state.counts[f"fault_{fault.status_code}"] += 1
             return fault
-        payload = completion(body, found)
+        payload = completion(body, found, state.words_for(str(body.get("model"))))
         if not body.get("stream"):
             return Response(orjson.dumps(payload), media_type="application/json")
         include = bool((body.get("stream_options") or {}).get("include_usage"))
         echo = request.headers.get("authorization") if "echo-auth-stream" in found else None
-        events = stream_events(payload, include, "cut" in found, echo)
+        events = stream_events(payload, include, found, echo)
         return StreamingResponse(events, media_type="text/event-stream")
 
     async def models(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"object": "list", "data": [{"id": f"fake-{state.name}", "object": "model"}]}
-        )
+        names = [f"fake-{state.name}", *state.adapters]
+        data = [{"id": n, "object": "model"} for n in names]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def load_adapter(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        name, path = str(body.get("lora_name")), Path(str(body.get("lora_path")))
+        try:
+            config = orjson.loads((path / "adapter_config.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return error(404, f"Loading lora {name} failed: No adapter found for {path}")
+        state.adapters[name] = str(config.get("fake_quality", "none"))
+        return Response(f"Success: LoRA adapter '{name}' added successfully.".encode())
+
+    async def unload_adapter(request: Request) -> Response:
+        name = str(orjson.loads(await request.body()).get("lora_name"))
+        if state.adapters.pop(name, None) is None:
+            return error(404, f"The lora adapter '{name}' cannot be found.")
+        return Response(f"Success: LoRA adapter '{name}' removed.".encode())
 
     async def health(request: Request) -> Response:
         return Response(b"", status_code=200)
@@ -235,6 +271,8 @@ def build_app(state: ServerState) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/models", models),
+            Route("/v1/load_lora_adapter", load_adapter, methods=["POST"]),
+            Route("/v1/unload_lora_adapter", unload_adapter, methods=["POST"]),
             Route("/health", health),
             Route("/stats", stats),
         ]
@@ -247,8 +285,10 @@ def main() -> None:
     parser.add_argument("--name", default="student", help="addressed by #NAME=... directives")
     parser.add_argument("--api-key", default=None, help="require this Bearer key")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of every answer")
+    parser.add_argument("--base-words", default=None, help="what the base model answers")
     args = parser.parse_args()
-    state = ServerState(args.name, args.api_key, args.latency_ms)
+    base = tuple(args.base_words.split(" ")) if args.base_words else WORDS
+    state = ServerState(args.name, args.api_key, args.latency_ms, base)
     uvicorn.run(
         build_app(state), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
     )

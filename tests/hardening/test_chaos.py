@@ -17,7 +17,7 @@ import pytest
 from bench.soak.load import stream_complete
 from tests.fakes import FakeUpstream, completion, error_response, hang, json_response
 
-MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+MESSAGES: Any = [{"role": "user", "content": "What is the capital of France?"}]
 UNSURE = -3.0
 
 
@@ -29,8 +29,9 @@ def create(client: openai.OpenAI, **kwargs: Any) -> Any:
 
 def raw_stream(url: str, **headers: str) -> tuple[httpx.Response, bytes]:
     body = {"model": "m", "messages": MESSAGES, "stream": True}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers,
-                      timeout=30) as response:  # fmt: skip
+    with httpx.stream(
+        "POST", f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30
+    ) as response:
         return response, response.read()
 
 
@@ -49,12 +50,16 @@ def sse(events: list[bytes | dict[str, Any]]) -> httpx.Response:
 
 
 def test_retry_after_is_honoured_between_attempts(make_proxy: Any) -> None:
-    teacher = FakeUpstream(script=[lambda b: error_response(429, "slow", **{"retry-after": "0.4"})] * 2)
+    teacher = FakeUpstream(
+        script=[lambda b: error_response(429, "slow", **{"retry-after": "0.4"})] * 2
+    )
     with make_proxy(student=FakeUpstream(logprob=UNSURE), teacher=teacher, teacher_retries=3) as h:
         started = time.monotonic()
         raw = create(h.client())
         assert time.monotonic() - started >= 0.8
-        assert raw.headers["x-distill-route"] == "teacher" and "x-distill-degraded" not in raw.headers
+        assert (
+            raw.headers["x-distill-route"] == "teacher" and "x-distill-degraded" not in raw.headers
+        )
         assert len(h.teacher.requests) == 3 and h.rows()[0]["teacher_retries"] == 2
 
 
@@ -95,8 +100,9 @@ def test_persistent_500s_without_a_student_answer_are_a_502(make_proxy: Any) -> 
 
 def test_teacher_hanging_past_the_deadline_is_a_timely_504(make_proxy: Any) -> None:
     teacher = FakeUpstream(script=[hang(30)] * 10)
-    with make_proxy(teacher=teacher, teacher_timeout=0.3, teacher_deadline=1.0,
-                    teacher_retries=5) as h:  # fmt: skip
+    with make_proxy(
+        teacher=teacher, teacher_timeout=0.3, teacher_deadline=1.0, teacher_retries=5
+    ) as h:
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as info:
             create(h.client(), extra_headers={"x-distill-route": "teacher"})
@@ -106,7 +112,9 @@ def test_teacher_hanging_past_the_deadline_is_a_timely_504(make_proxy: Any) -> N
 
 
 @pytest.mark.parametrize("cut_after", [0, 1, 5])
-def test_cut_teacher_stream_is_never_passed_off_as_complete(make_proxy: Any, cut_after: int) -> None:
+def test_cut_teacher_stream_is_never_passed_off_as_complete(
+    make_proxy: Any, cut_after: int
+) -> None:
     teacher = FakeUpstream(default_text="one two three four five", cut_stream_after=cut_after)
     with make_proxy(student=FakeUpstream(logprob=UNSURE), teacher=teacher) as h:
         response, raw = raw_stream(h.url)
@@ -146,17 +154,30 @@ def test_broken_teacher_streams_end_with_an_error_event(
         httpx.Response(200, content=b'{"id": "x", "choices": [{"index": 0, "message": {"con'),
         httpx.Response(200, content=b""),
         json_response(200, {"id": "x", "object": "chat.completion", "choices": []}),
-        json_response(200, {**completion(""), "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": None},
-             "finish_reason": "stop"}]}),
+        json_response(
+            200,
+            {
+                **completion(""),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": None},
+                        "finish_reason": "stop",
+                    }
+                ],
+            },
+        ),
     ],
     ids=["truncated-json", "empty-body", "no-choices", "null-content"],
 )
 def test_broken_teacher_answers_are_never_an_empty_200(make_proxy: Any, answer: Any) -> None:
     teacher = FakeUpstream(script=[lambda b: answer] * 10)
     with make_proxy(teacher=teacher, teacher_retries=1) as h:
-        response = httpx.post(f"{h.url}/v1/chat/completions", json={
-            "model": "m", "messages": MESSAGES}, headers={"x-distill-route": "teacher"})  # fmt: skip
+        response = httpx.post(
+            f"{h.url}/v1/chat/completions",
+            json={"model": "m", "messages": MESSAGES},
+            headers={"x-distill-route": "teacher"},
+        )
         if response.status_code == 200:
             choices = response.json()["choices"]
             assert choices and choices[0]["message"]["content"], response.text

@@ -34,26 +34,35 @@ def nested(depth: int) -> str:
     return '{"a": ' * depth + "1" + "}" * depth
 
 
+def with_msg(extra: str) -> bytes:
+    """A valid request plus `extra` (``, "field": value``) before the closing brace."""
+    return ('{"model": "m", ' + MSG + extra + "}").encode()
+
+
+def user_content(raw: bytes) -> bytes:
+    return b'{"model": "m", "messages": [{"role": "user", "content": ' + raw + b"}]}"
+
+
 BAD_BODIES = {
-    "invalid utf-8 inside a string": b'{"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
-    "lone surrogate escape": b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}',
+    "invalid utf-8 inside a string": user_content(b'"\xff\xfe"'),
+    "lone surrogate escape": user_content(b'"\\ud800"'),
     "empty body": b"",
     "whitespace body": b"   \n ",
-    "NaN literal": b'{"model": "m", ' + MSG.encode() + b', "temperature": NaN}',
-    "trailing garbage": b'{"model": "m", ' + MSG.encode() + b"} trailing",
+    "NaN literal": with_msg(', "temperature": NaN'),
+    "trailing garbage": with_msg("") + b" trailing",
     "messages not a list": b'{"model": "m", "messages": "hi"}',
     "message not an object": b'{"model": "m", "messages": ["hi"]}',
     "null role": b'{"model": "m", "messages": [{"role": null, "content": "x"}]}',
-    "content is a number": b'{"model": "m", "messages": [{"role": "user", "content": 5}]}',
-    "content parts not objects": b'{"model": "m", "messages": [{"role": "user", "content": [1]}]}',
-    "absurd max_tokens": b'{"model": "m", ' + MSG.encode() + b', "max_tokens": 1000000000000000000000000}',
-    "n zero": b'{"model": "m", ' + MSG.encode() + b', "n": 0}',
-    "temperature a string": b'{"model": "m", ' + MSG.encode() + b', "temperature": "hot"}',
-    "temperature overflow": b'{"model": "m", ' + MSG.encode() + b', "temperature": 1e400}',
-    "top_logprobs too high": b'{"model": "m", ' + MSG.encode() + b', "logprobs": true, "top_logprobs": 21}',
+    "content is a number": user_content(b"5"),
+    "content parts not objects": user_content(b"[1]"),
+    "absurd max_tokens": with_msg(', "max_tokens": 1000000000000000000000000'),
+    "n zero": with_msg(', "n": 0'),
+    "temperature a string": with_msg(', "temperature": "hot"'),
+    "temperature overflow": with_msg(', "temperature": 1e400'),
+    "top_logprobs too high": with_msg(', "logprobs": true, "top_logprobs": 21'),
     "empty model": b'{"model": "", ' + MSG.encode() + b"}",
-    "stream_options not an object": b'{"model": "m", ' + MSG.encode() + b', "stream": true, "stream_options": 3}',
-    "deeply nested objects": ('{"model": "m", ' + MSG + ', "metadata": ' + nested(5000) + "}").encode(),
+    "stream_options not an object": with_msg(', "stream": true, "stream_options": 3'),
+    "deeply nested objects": with_msg(', "metadata": ' + nested(5000)),
 }
 
 
@@ -68,20 +77,21 @@ def test_malformed_body_is_a_clear_400(make_proxy: Any, name: str) -> None:
 
 # Valid JSON the proxy must pass on or refuse cleanly, never turn into a 500.
 ODD_BUT_VALID = {
-    "nested unknown field 300 deep": '{"model": "m", ' + MSG + ', "x_extra": ' + nested(300) + "}",
-    "huge integer seed": '{"model": "m", ' + MSG + ', "seed": 100000000000000000000000}',
-    "huge integer in an unknown field": '{"model": "m", ' + MSG + ', "x": -100000000000000000000000}',
-    "NUL and control characters": '{"model": "m", "messages": [{"role": "user", "content": "a\\u0000b\\u0007c"}]}',
-    "float overflow in an unknown field": '{"model": "m", ' + MSG + ', "x": 1e999}',
-    "unicode everywhere": '{"model": "\u00fc\u6f22", "messages": [{"role": "user", "content": "\U0001f600 \u202e"}]}',
-    "duplicate keys": '{"model": "m", "model": "n", ' + MSG + "}",
+    "nested unknown field 300 deep": with_msg(', "x_extra": ' + nested(300)),
+    "huge integer seed": with_msg(', "seed": 100000000000000000000000'),
+    "huge integer in an unknown field": with_msg(', "x": -100000000000000000000000'),
+    "NUL and control characters": user_content(b'"a\\u0000b\\u0007c"'),
+    "float overflow in an unknown field": with_msg(', "x": 1e999'),
+    "unicode everywhere": '{"model": "\u00fc\u6f22", "messages": [{"role": "user", '
+    '"content": "\U0001f600 \u202e"}]}'.encode(),
+    "duplicate keys": b'{"model": "m", "model": "n", ' + MSG.encode() + b"}",
 }
 
 
 @pytest.mark.parametrize("name", list(ODD_BUT_VALID))
 def test_odd_but_valid_json_is_answered_or_refused_cleanly(make_proxy: Any, name: str) -> None:
     with make_proxy() as h:
-        response = post(h.url, ODD_BUT_VALID[name].encode())
+        response = post(h.url, ODD_BUT_VALID[name])
         if response.status_code == 200:
             assert response.json()["choices"][0]["message"]["content"]
             assert len(h.rows()) == 1  # and it was logged

@@ -12,7 +12,7 @@ import pytest
 from proxy.settings import Settings
 from tests.fakes import FakeUpstream
 
-MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+MESSAGES: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def ask(client: openai.OpenAI, **kwargs: Any) -> Any:

@@ -26,9 +26,9 @@ SLOW = {
 async def _burst(url: str, prefix: str, n: int, prompt_for: Any) -> list[Outcome]:
     async with httpx.AsyncClient(timeout=30) as client:
         kinds = ("plain", "stream")
-        return await asyncio.gather(*(
-            send(client, url, f"{prefix}-{i}", kinds[i % 2], prompt_for(i)) for i in range(n)
-        ))  # fmt: skip
+        return await asyncio.gather(
+            *(send(client, url, f"{prefix}-{i}", kinds[i % 2], prompt_for(i)) for i in range(n))
+        )
 
 
 def test_sigterm_under_load_finishes_in_flight_requests_and_logs_them(serve: Any) -> None:
@@ -71,8 +71,7 @@ def test_sigkill_loses_at_most_the_last_flush_interval(serve: Any, tmp_path: Any
             while time.monotonic() - started < 2.5:  # ~80 requests/s, both routes
                 prompt = "#student=unsure" if i % 4 == 0 else "hi"
                 kind = "stream" if i % 2 else "plain"
-                outcomes.append(asyncio.ensure_future(
-                    send(client, url, f"kill-{i}", kind, prompt)))  # fmt: skip
+                outcomes.append(asyncio.ensure_future(send(client, url, f"kill-{i}", kind, prompt)))
                 i += 1
                 await asyncio.sleep(0.0125)
             signal_proxy(proxy, signal.SIGKILL)
@@ -90,13 +89,20 @@ def test_sigkill_loses_at_most_the_last_flush_interval(serve: Any, tmp_path: Any
     assert old_enough and not old_enough - present, sorted(old_enough - present)
     lost = {o.request_id for o in acked} - present
     assert all(o.finished >= bound for o in acked if o.request_id in lost)
+    window = [o for o in acked if o.finished >= bound]
+    print(
+        f"SIGKILL: {len(acked)} acknowledged, {len(lost)} lost, all within the last "
+        f"{2 * flush:.1f}s ({len(window)} acknowledged there)"
+    )
 
     # A restart on the same files opens them, replays any spill, and serves again.
     restarted = start_distill(config, tmp_path / "logs", name="restarted")
     try:
         with httpx.Client(timeout=10) as client:
-            response = client.post(f"{restarted.v1}/chat/completions", json={
-                "model": "m", "messages": [{"role": "user", "content": "again"}]})  # fmt: skip
+            response = client.post(
+                f"{restarted.v1}/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "again"}]},
+            )
         assert response.status_code == 200
     finally:
         signal_proxy(restarted, signal.SIGTERM)

@@ -14,16 +14,36 @@ from proxy.serving.sse import ChunkAccumulator, SSEParser, completion_to_chunks,
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(
-    allow_nan=False, allow_infinity=False
-) | st.text(max_size=20)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
-FIELDS = ["model", "messages", "stream", "n", "max_tokens", "temperature", "top_p", "logprobs",
-          "top_logprobs", "stop", "stream_options", "tools", "metadata", "store"]  # fmt: skip
+FIELDS = [
+    "model",
+    "messages",
+    "stream",
+    "n",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "logprobs",
+    "top_logprobs",
+    "stop",
+    "stream_options",
+    "tools",
+    "metadata",
+    "store",
+]
 
 
 @given(st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), json_values, max_size=8))
@@ -36,21 +56,28 @@ def test_request_model_accepts_or_raises_validation_error_only(body: dict[str, A
 
 
 messages = st.lists(
-    st.fixed_dictionaries({
-        "role": st.sampled_from(["system", "developer", "user", "assistant", "tool"]),
-        "content": st.text(max_size=50) | st.none(),
-    }),
-    min_size=1, max_size=4,
-)  # fmt: skip
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["system", "developer", "user", "assistant", "tool"]),
+            "content": st.text(max_size=50) | st.none(),
+        }
+    ),
+    min_size=1,
+    max_size=4,
+)
 valid_requests = st.fixed_dictionaries(
     {"model": st.text(min_size=1, max_size=20), "messages": messages},
     optional={
-        "n": st.integers(1, 128), "max_tokens": st.integers(1, 1_000_000),
-        "temperature": st.floats(0, 2), "top_p": st.floats(0, 1), "stream": st.booleans(),
-        "top_logprobs": st.integers(0, 20), "stop": st.text(max_size=5) | st.lists(st.text()),
+        "n": st.integers(1, 128),
+        "max_tokens": st.integers(1, 1_000_000),
+        "temperature": st.floats(0, 2),
+        "top_p": st.floats(0, 1),
+        "stream": st.booleans(),
+        "top_logprobs": st.integers(0, 20),
+        "stop": st.text(max_size=5) | st.lists(st.text()),
         "x_unknown": json_values,
     },
-)  # fmt: skip
+)
 
 
 @given(valid_requests)
@@ -64,17 +91,24 @@ def test_valid_requests_validate_and_keep_unknown_fields(body: dict[str, Any]) -
 texts = st.text(max_size=60)
 completions = st.builds(
     lambda contents, usage: {
-        "id": "c1", "created": 1, "model": "m", "object": "chat.completion",
+        "id": "c1",
+        "created": 1,
+        "model": "m",
+        "object": "chat.completion",
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": c},
-             "finish_reason": "stop" if i % 2 == 0 else "length", "logprobs": None}
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": c},
+                "finish_reason": "stop" if i % 2 == 0 else "length",
+                "logprobs": None,
+            }
             for i, c in enumerate(contents)
         ],
         "usage": {"prompt_tokens": usage, "completion_tokens": usage, "total_tokens": 2 * usage},
     },
     st.lists(texts.filter(bool), min_size=1, max_size=3),
     st.integers(0, 10_000),
-)  # fmt: skip
+)
 
 
 def _wire(payload: dict[str, Any], crlf: bool, comments: bool) -> tuple[bytes, list[str]]:
@@ -129,8 +163,13 @@ def test_garbage_bytes_never_break_the_parser(pieces: list[bytes]) -> None:
     parser.close()
 
 
-@given(st.dictionaries(st.sampled_from(["choices", "usage", "id", "model"]) | st.text(max_size=5),
-                       json_values, max_size=5))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(["choices", "usage", "id", "model"]) | st.text(max_size=5),
+        json_values,
+        max_size=5,
+    )
+)
 @FAST
 def test_garbage_chunks_never_break_the_accumulator(chunk: dict[str, Any]) -> None:
     acc = ChunkAccumulator()

@@ -45,17 +45,23 @@ def _drive(url: str) -> list[bytes]:
     bodies: list[bytes] = []
     with httpx.Client(timeout=30) as client:
         for key, prompt, stream in TRAFFIC:
-            body = {"model": "m", "messages": [{"role": "user", "content": prompt}],
-                    "stream": stream}  # fmt: skip
+            body = {
+                "model": "m",
+                "messages": [{"role": "user", "content": prompt}],
+                "stream": stream,
+            }
             headers = {"authorization": f"Bearer {key}"}
-            forced = {"x-distill-route": "teacher"} if "#teacher=echo-auth" == prompt else {}
-            response = client.post(f"{url}/v1/chat/completions", json=body,
-                                   headers={**headers, **forced})  # fmt: skip
+            forced = {"x-distill-route": "teacher"} if prompt == "#teacher=echo-auth" else {}
+            response = client.post(
+                f"{url}/v1/chat/completions", json=body, headers={**headers, **forced}
+            )
             bodies.append(response.content + str(response.headers).encode())
         no_key = client.post(f"{url}/v1/chat/completions", json={"model": "m"})
         assert no_key.status_code == 401
         for path in ("/admin/stats", "/admin/runs", "/admin/students"):
-            as_client = client.get(f"{url}{path}", headers={"authorization": f"Bearer {CLIENT_KEY}"})
+            as_client = client.get(
+                f"{url}{path}", headers={"authorization": f"Bearer {CLIENT_KEY}"}
+            )
             assert as_client.status_code == 403, (path, as_client.text)
             as_admin = client.get(f"{url}{path}", headers={"authorization": f"Bearer {ADMIN_KEY}"})
             assert as_admin.status_code == 200, (path, as_admin.text)
@@ -91,7 +97,7 @@ def test_planted_secrets_never_leak(serve: Any, tmp_path: Path) -> None:
     assert b"<SECRET>" in dump  # the pasted keys were scrubbed, not dropped with their rows
 
 
-ADMIN_SETTINGS = {"api_keys": CLIENT_KEY, "admin_key": ADMIN_KEY}
+ADMIN_SETTINGS: dict[str, Any] = {"api_keys": CLIENT_KEY, "admin_key": ADMIN_KEY}
 
 
 def _admin_routes() -> list[tuple[str, str]]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from trainer_rows import build_row, write_snapshot
 
-RowFactory = Callable[..., dict[str, Any]]
-SnapshotWriter = Callable[[list[dict[str, Any]]], Path]
+from tests.trainer.trainer_rows import RowFactory, SnapshotWriter, build_row, write_snapshot
 
 
 @pytest.fixture

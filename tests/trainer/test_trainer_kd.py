@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("trl")
 
+import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from trainer.kd import KDDataCollator, kept_positions, mixed_loss  # noqa: E402

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from trainer_rows import build_row, write_db, write_snapshot
 
 from proxy.settings import Settings
+from tests.trainer.trainer_rows import build_row, write_db, write_snapshot
 from trainer.cli import load_train_config, record_run_end, record_run_start, train_command
 from trainer.config import TrainConfig
 from trainer.run import EXIT_NOT_ENOUGH_DATA, main, new_run_id
@@ -112,9 +112,11 @@ def test_runs_table_bookkeeping(tmp_path: Path) -> None:
                                                            "examples": []}, "incumbent": None}}
     record_run_end(db, "20250101-000000-abcd", "trained", "ok", report, tmp_path / "run")
     with duckdb.connect(str(db), read_only=True) as conn:
-        status, trigger, metrics, adapter, finished = conn.execute(
+        row = conn.execute(
             "SELECT status, trigger, CAST(metrics_json AS VARCHAR), adapter_path, finished_at "
             "FROM runs").fetchone()
+    assert row is not None
+    status, trigger, metrics, adapter, finished = row
     assert (status, trigger) == ("trained", "cli") and finished is not None
     assert json.loads(metrics) == {"candidate": {"agreement": 0.8, "n": 5}}
     assert adapter.endswith("run/adapter")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trainer_rows import build_row, write_snapshot
 
+from tests.trainer.trainer_rows import build_row, write_snapshot
 from trainer.config import TrainConfig
 from trainer.dataset import select_dataset
 
@@ -131,3 +131,19 @@ def test_soft_labels_add_the_kd_term(tiny_model_dir: Path, tmp_path: Path) -> No
     kd_curve = [e["kd_loss"] for e in result.loss_curve if "kd_loss" in e]
     assert len(kd_curve) == len(result.loss_curve) and kd_curve[-1] < kd_curve[0]
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_hf_backend_closed_set_answers_only_labels(tiny_model_dir: Path) -> None:
+    from proxy.serving.confidence import sequence_prob
+    from trainer.backends import HFBackend
+
+    backend = HFBackend(tiny_model_dir, batch_size=2)
+    conversations = [[{"role": "user", "content": q}] for q in ("a?", "bb?", "a much longer q?")]
+    out = backend.generate(conversations, 8, 3, LABELS)
+    for gen in out:
+        assert gen.text in LABELS and gen.finish_reason == "stop"
+        assert "".join(t["token"] for t in gen.logprobs) == gen.text
+        assert all(len(t["top_logprobs"]) == 3 for t in gen.logprobs)
+        assert 0 < sequence_prob(gen.logprobs) <= 1
+    plain = backend.generate(conversations[:1], 4, 0, None)[0]
+    assert plain.finish_reason in ("stop", "length") and len(plain.logprobs) <= 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pyarrow as pa
 from proxy.logstore.schema import REQUEST_COLUMN_TYPES
 
 T0 = datetime(2025, 1, 1, 12, 0, 0)
+RowFactory = Callable[..., dict[str, Any]]
+SnapshotWriter = Callable[[list[dict[str, Any]]], Path]
 
 
 def _prompt_hash(messages: list[dict[str, Any]]) -> str:

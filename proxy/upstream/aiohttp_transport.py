@@ -43,7 +43,7 @@ class _Body(httpx.AsyncByteStream):
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _map_error(exc, self._request) from exc
 
     async def aclose(self) -> None:
@@ -77,7 +77,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=_timeout(request),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise _map_error(exc, request) from exc
         return httpx.Response(
             response.status,

@@ -67,8 +67,13 @@ def test_low_confidence_falls_back_and_logs_the_pair(make_proxy: Any) -> None:
 def test_every_client_field_passes_through(make_proxy: Any) -> None:
     with make_proxy(student=FakeUpstream(logprob=-3.0)) as h:
         create(
-            h.client(), seed=7, stop=["\n"], temperature=0.3, user="u-1",
-            metadata={"app": "x"}, response_format={"type": "text"},
+            h.client(),
+            seed=7,
+            stop=["\n"],
+            temperature=0.3,
+            user="u-1",
+            metadata={"app": "x"},
+            response_format={"type": "text"},
             extra_body={"my_custom_field": {"nested": [1, 2]}, "store": False},
         )
         for sent in (h.student.requests[0], h.teacher.requests[0]):
@@ -117,7 +122,9 @@ def test_forced_route(make_proxy: Any, route: str) -> None:
 
 
 def test_teacher_429_then_200_is_retried(make_proxy: Any) -> None:
-    teacher = FakeUpstream(script=[lambda b: error_response(429, "slow down", **{"retry-after": "0.05"})])
+    teacher = FakeUpstream(
+        script=[lambda b: error_response(429, "slow down", **{"retry-after": "0.05"})]
+    )
     with make_proxy(student=FakeUpstream(logprob=-3.0), teacher=teacher) as h:
         raw = create(h.client())
         assert raw.headers["x-distill-route"] == "teacher"
@@ -127,8 +134,9 @@ def test_teacher_429_then_200_is_retried(make_proxy: Any) -> None:
 
 def test_teacher_down_serves_student_degraded(make_proxy: Any) -> None:
     teacher = FakeUpstream(script=[fail_connect] * 10)
-    with make_proxy(student=FakeUpstream(default_text="Lyon?", logprob=-3.0), teacher=teacher,
-                    teacher_retries=2) as h:
+    with make_proxy(
+        student=FakeUpstream(default_text="Lyon?", logprob=-3.0), teacher=teacher, teacher_retries=2
+    ) as h:
         raw = create(h.client())
         assert raw.headers["x-distill-route"] == "student"
         assert raw.headers["x-distill-degraded"] == "teacher-unavailable"
@@ -187,8 +195,11 @@ def test_failing_student_opens_the_breaker(make_proxy: Any) -> None:
 
 
 def test_no_teacher_serves_student_marked_degraded(make_proxy: Any) -> None:
-    with make_proxy(student=FakeUpstream(default_text="Lyon?", logprob=-3.0),
-                    teacher_url="https://api.openai.com/v1", teacher_api_key=None) as h:
+    with make_proxy(
+        student=FakeUpstream(default_text="Lyon?", logprob=-3.0),
+        teacher_url="https://api.openai.com/v1",
+        teacher_api_key=None,
+    ) as h:
         raw = create(h.client())
         assert raw.headers["x-distill-route"] == "student"
         assert raw.headers["x-distill-degraded"] == "no-teacher"

@@ -31,14 +31,15 @@ CLI_TRIGGER = "cli"
 
 
 def load_train_config(settings: Settings, config_path: Path | None) -> TrainConfig:
-    """`TrainConfig` from the settings, overridden by a JSON/TOML file of TrainConfig fields
-    (TOML: top level or a ``[train]`` table)."""
+    """`TrainConfig` from the settings, overridden by TrainConfig fields from a JSON file or
+    a TOML file's ``[train]`` table (its top-level keys are server settings, already applied
+    through the ``train_*`` settings)."""
     overrides: dict[str, Any] = {}
     if config_path is not None:
         text = config_path.read_text()
         if config_path.suffix == ".toml":
-            data = tomllib.loads(text)
-            overrides = data.get("train", data)
+            table = tomllib.loads(text).get("train")
+            overrides = table if isinstance(table, dict) else {}
         else:
             overrides = json.loads(text)
     base = TrainConfig.from_settings(settings).to_dict()

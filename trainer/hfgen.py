@@ -47,7 +47,7 @@ class ChoiceConstraint(LogitsProcessor):
             for i in range(len(seq)):
                 self.trie.setdefault(tuple(seq[:i]), set()).add(seq[i])
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
         mask = torch.full_like(scores, float("-inf"))
         for b, row in enumerate(input_ids[:, self.prompt_len :].tolist()):
             allowed = self.trie.get(tuple(row), {self.stop_id})

@@ -19,7 +19,8 @@ import logging
 import secrets
 import sys
 import time
-import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,26 +109,23 @@ def _run(snapshot: Path, run_dir: Path, cfg: TrainConfig, base_model: str,
     return report
 
 
-class _log_to:  # noqa: N801 - used as a context manager, reads like one
-    """Mirrors every log record of the run into ``train.log``."""
-
-    def __init__(self, path: Path) -> None:
-        self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                                    "%(message)s"))
-
-    def __enter__(self) -> None:
-        root = logging.getLogger()
-        root.addHandler(self.handler)
-        if root.level > logging.INFO or root.level == logging.NOTSET:
-            root.setLevel(logging.INFO)
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if exc is not None:
-            logging.getLogger().error("run failed:\n%s", "".join(
-                traceback.format_exception(exc)))
-        logging.getLogger().removeHandler(self.handler)
-        self.handler.close()
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Mirrors every log record of the run into ``train.log`` (failures with traceback)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    except BaseException:
+        log.exception("run failed")  # into train.log too; the caller decides what follows
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -162,7 +162,9 @@ class Promoter:
                                "compared against a stale incumbent", candidate, outcome.metrics)
             stale = self._active.previous
             await self._ensure_row(incumbent)
-            await self._store.save_version(self._row(candidate, artifacts.adapter_dir))
+            row = self._row(candidate, artifacts.adapter_dir)
+            await self._store.save_version(
+                replace(row, calibration=outcome.metrics.get("calibration")))
             await self._store.activate(candidate.name)
             self._active.swap(candidate)
         log.info("promoted %s (run %s) over %s; threshold %s", candidate.name,

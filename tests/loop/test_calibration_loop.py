@@ -44,6 +44,9 @@ def test_promotion_calibrates_from_the_eval_split(loop_proxy: LoopFactory) -> No
         mine = report["versions"][run["id"]]
         assert mine["role"] == "current" and mine["threshold"] == -0.01
         assert mine["evidence"]["sources"] == {"eval": 10, "logged": 0}
+        stored = lh.admin("GET", "/admin/students").json()["versions"][0]
+        assert stored["active"] and stored["threshold"] == -0.01
+        assert stored["calibration"]["status"] == "calibrated"
         resp = lh.chat(40, good=False)
         assert resp.headers["x-distill-route"] == "student"
         assert resp.json()["choices"][0]["message"]["content"] == "negative"

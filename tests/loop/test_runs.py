@@ -21,7 +21,7 @@ def _runs(lh: object) -> list[dict[str, object]]:
 
 
 def test_one_run_at_a_time_and_the_coalesced_trigger_is_recorded(loop_proxy: LoopFactory) -> None:
-    with loop_proxy(trainer=("--sleep", "1.0")) as lh:
+    with loop_proxy(trainer=("--sleep", "0.5")) as lh:
         lh.traffic(6)
         run_id = lh.start_run()
         second = lh.admin("POST", "/admin/runs")

@@ -52,7 +52,8 @@ def test_missing_snapshot_is_reported(tmp_path: Path) -> None:
         main(["--snapshot", str(tmp_path / "nope.parquet"), "--run-dir", str(run_dir),
               "--base-model", "x"])
     assert "FileNotFoundError" in (run_dir / "error.txt").read_text()
-    assert "train.log" in {p.name for p in run_dir.iterdir()}
+    log = (run_dir / "train.log").read_text()
+    assert "run failed" in log and "Traceback" in log and "nope.parquet" in log
 
 
 def settings_for(tmp_path: Path, **kw: object) -> Settings:
@@ -120,3 +121,10 @@ def test_runs_table_bookkeeping(tmp_path: Path) -> None:
     assert (status, trigger) == ("trained", "cli") and finished is not None
     assert json.loads(metrics) == {"candidate": {"agreement": 0.8, "n": 5}}
     assert adapter.endswith("run/adapter")
+
+
+def test_toml_top_level_keys_are_settings_not_train_config(tmp_path: Path) -> None:
+    toml = tmp_path / "distill.toml"
+    toml.write_text('teacher_url = "http://t/v1"\n')
+    assert load_train_config(settings_for(tmp_path), toml) == load_train_config(
+        settings_for(tmp_path), None)

@@ -109,6 +109,13 @@ class TrainConfig:
         default=False,
         metadata=_help("Continue training the incumbent adapter instead of a fresh LoRA."),
     )
+    gradient_checkpointing: bool | None = field(
+        default=None,
+        metadata=_help(
+            "Recompute activations to save memory (slower). None: on when a batch can exceed "
+            "4096 tokens (long prompts)."
+        ),
+    )
     seed: int = field(default=42, metadata=_help("Seed for LoRA init and data order."))
     # --- evaluation ----------------------------------------------------------------------------
     eval_max_new_tokens: int = field(

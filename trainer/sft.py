@@ -34,6 +34,8 @@ from trainer.kd import DistillSFTTrainer, KDDataCollator
 from trainer.progress import ProgressCallback
 
 log = logging.getLogger("trainer.sft")
+# Above this many tokens per batch (longest row x batch size), activations are recomputed.
+CHECKPOINTING_TOKENS = 4096
 
 
 @dataclass
@@ -136,7 +138,17 @@ def planned_steps(cfg: TrainConfig, n_examples: int, world_size: int = 1) -> int
     return max(1, round(cfg.epochs * max(1, -(-n_examples // per_step))))
 
 
-def sft_config(run_dir: Path, cfg: TrainConfig, n_examples: int, bf16: bool) -> SFTConfig:
+def use_gradient_checkpointing(cfg: TrainConfig, longest: int) -> bool:
+    """Recompute activations when a batch can be long: a 135M student on 8 x 650-token rows
+    (a 77-label system prompt, unpruned) needs ~15 GB of activations without it."""
+    if cfg.gradient_checkpointing is not None:
+        return cfg.gradient_checkpointing
+    return longest * cfg.batch_size > CHECKPOINTING_TOKENS
+
+
+def sft_config(
+    run_dir: Path, cfg: TrainConfig, n_examples: int, bf16: bool, checkpointing: bool
+) -> SFTConfig:
     total_steps = planned_steps(cfg, n_examples)
     return SFTConfig(
         output_dir=str(run_dir / "checkpoints"),
@@ -153,7 +165,8 @@ def sft_config(run_dir: Path, cfg: TrainConfig, n_examples: int, bf16: bool) -> 
         max_length=cfg.max_seq_len,
         completion_only_loss=True,
         remove_unused_columns=False,  # keep the kd_* columns for the collator
-        gradient_checkpointing=False,  # small students: speed over memory
+        gradient_checkpointing=checkpointing,
+        use_cpu=not torch.cuda.is_available(),
         bf16=bf16,
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -193,9 +206,10 @@ def train_adapter(
         tokenizer.pad_token = tokenizer.eos_token
     examples, too_long, stats, kd_active = _prepare_examples(tokenizer, selection, cfg)
     model, lora, warm = load_student(base_model, cfg, incumbent_adapter, dtype)
+    checkpointing = use_gradient_checkpointing(cfg, max(len(e["input_ids"]) for e in examples))
     trainer = DistillSFTTrainer(
         model=model,
-        args=sft_config(run_dir, cfg, len(examples), bf16),
+        args=sft_config(run_dir, cfg, len(examples), bf16, checkpointing),
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
         peft_config=lora,
@@ -206,9 +220,10 @@ def train_adapter(
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a cleaner line
     log.info(
-        "training on %d rows (%d dropped as too long), ~%d steps, device=%s, soft labels: %s",
+        "training on %d rows (%d dropped as too long), ~%d steps, device=%s, soft labels: %s, "
+        "gradient checkpointing: %s",
         len(examples), too_long, planned_steps(cfg, len(examples), trainer.args.world_size),
-        device, f"{stats.positions_used} positions" if kd_active else "off",
+        device, f"{stats.positions_used} positions" if kd_active else "off", checkpointing,
     )
     started = time.monotonic()
     trainer.train()

@@ -66,7 +66,7 @@ def _as_runs(body: Any) -> list[RunInfo]:
 class AdminClient:
     """Async client for /admin/* and /readyz of one proxy."""
 
-    def __init__(self, root_url: str, admin_key: str, timeout: float = 30.0) -> None:
+    def __init__(self, root_url: str, admin_key: str, timeout: float = 120.0) -> None:
         self._http = httpx.AsyncClient(
             base_url=root_url.rstrip("/"),
             timeout=timeout,
@@ -78,7 +78,15 @@ class AdminClient:
         await self._http.aclose()
 
     async def runs(self) -> list[RunInfo]:
-        response = await self._http.get("/admin/runs")
+        # Polled during training, when a 2-core machine can stall the server for a while:
+        # a slow answer is retried, not fatal.
+        for attempt in range(5):
+            try:
+                response = await self._http.get("/admin/runs")
+                break
+            except httpx.TimeoutException:
+                if attempt == 4:
+                    raise
         response.raise_for_status()
         return _as_runs(response.json())
 

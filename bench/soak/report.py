@@ -113,7 +113,8 @@ def render(result: dict[str, Any]) -> str:
         f"{json.dumps(totals['errors_by_kind'])}",
         f"log rows for sent ids {log['rows_for_sent']} / requests the server saw "
         f"{log['server_saw']} -> {'EQUAL' if log['equal'] else 'MISMATCH'}; "
-        f"spilled {log['spilled']}, dropped {log['dropped']}, rejected {log['rejected']}",
+        f"spilled {log['spilled']}, dropped {log['dropped']}, rejected {log['rejected']}; "
+        f"row statuses {json.dumps(log['statuses'])}, routes {json.dumps(log['routes'])}",
         f"server RSS (process alone) {rss['early_mb']:.1f} MB -> {rss['late_mb']:.1f} MB "
         f"({rss['growth_mb']:+.1f} MB, {rss['growth_pct']:+.1f}%)"
         f"{'  <-- GROWTH' if rss['flag'] else ''}; exit code {result['exit_code']}",

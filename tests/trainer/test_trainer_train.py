@@ -120,7 +120,8 @@ def test_soft_labels_add_the_kd_term(tiny_model_dir: Path, tmp_path: Path) -> No
         rows.append(build_row(i, question=f"q {i}?", answer=answer,
                               teacher_logprobs_json=json.dumps(content)))
     snapshot = write_snapshot(tmp_path / "s.parquet", rows)
-    cfg = fast_cfg(kd_alpha=0.5, kd_temperature=2.0, epochs=2.0)
+    # Forced gradient checkpointing: the KD forward must work with recomputed activations.
+    cfg = fast_cfg(kd_alpha=0.5, kd_temperature=2.0, epochs=2.0, gradient_checkpointing=True)
     selection = select_dataset(snapshot, cfg)
     result = train_adapter(selection, tiny_model_dir, tmp_path / "run", cfg)
     assert result.kd_active

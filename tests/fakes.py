@@ -39,7 +39,10 @@ def completion(
             "bytes": None,
             "top_logprobs": [
                 {"token": tok, "logprob": logprob},
-                *[{"token": f"alt{j}", "logprob": logprob - 3 - j} for j in range(max(0, top_k - 1))],
+                *[
+                    {"token": f"alt{j}", "logprob": logprob - 3 - j}
+                    for j in range(max(0, top_k - 1))
+                ],
             ][: max(top_k, 0)],
         }
         for i, tok in enumerate(tokens)
@@ -69,33 +72,60 @@ def completion(
 
 def sse_chunks(payload: dict[str, Any], *, include_usage: bool = True) -> list[bytes]:
     events = []
-    base = {"id": payload["id"], "created": payload["created"], "model": payload["model"],
-            "object": "chat.completion.chunk"}
+    base = {
+        "id": payload["id"],
+        "created": payload["created"],
+        "model": payload["model"],
+        "object": "chat.completion.chunk",
+    }
     for choice in payload["choices"]:
         idx = choice["index"]
-        events.append({**base, "choices": [{"index": idx, "delta": {"role": "assistant"},
-                                            "finish_reason": None}]})
+        events.append(
+            {
+                **base,
+                "choices": [{"index": idx, "delta": {"role": "assistant"}, "finish_reason": None}],
+            }
+        )
         for tok in (choice.get("logprobs") or {}).get("content") or [
             {"token": choice["message"]["content"]}
         ]:
             lp = {"content": [tok]} if "logprob" in tok else None
-            events.append({**base, "choices": [{"index": idx, "delta": {"content": tok["token"]},
-                                                "logprobs": lp, "finish_reason": None}]})
-        events.append({**base, "choices": [{"index": idx, "delta": {},
-                                            "finish_reason": choice["finish_reason"]}]})
+            events.append(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": idx,
+                            "delta": {"content": tok["token"]},
+                            "logprobs": lp,
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
+        events.append(
+            {
+                **base,
+                "choices": [{"index": idx, "delta": {}, "finish_reason": choice["finish_reason"]}],
+            }
+        )
     if include_usage:
         events.append({**base, "choices": [], "usage": payload["usage"]})
     return [b"data: " + orjson.dumps(e) + b"\n\n" for e in events] + [b"data: [DONE]\n\n"]
 
 
 def json_response(status: int, payload: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.Response(status, content=orjson.dumps(payload), headers={
-        "content-type": "application/json", **headers})
+    return httpx.Response(
+        status,
+        content=orjson.dumps(payload),
+        headers={"content-type": "application/json", **headers},
+    )
 
 
 def error_response(status: int, message: str, **headers: str) -> httpx.Response:
-    return json_response(status, {"error": {"message": message, "type": "x", "param": None,
-                                            "code": None}}, **headers)
+    return json_response(
+        status, {"error": {"message": message, "type": "x", "param": None, "code": None}}, **headers
+    )
 
 
 class _Stream(httpx.AsyncByteStream):
@@ -130,20 +160,28 @@ class FakeUpstream:
     def answer(self, body: dict[str, Any]) -> httpx.Response:
         top_k = int(body.get("top_logprobs") or 0)
         payload = completion(
-            self.default_text, model=str(body.get("model")), logprob=self.logprob,
-            n=int(body.get("n") or 1), with_logprobs=bool(body.get("logprobs")), top_k=top_k,
+            self.default_text,
+            model=str(body.get("model")),
+            logprob=self.logprob,
+            n=int(body.get("n") or 1),
+            with_logprobs=bool(body.get("logprobs")),
+            top_k=top_k,
         )
         if body.get("stream"):
             include = bool((body.get("stream_options") or {}).get("include_usage"))
             parts = sse_chunks(payload, include_usage=include)
-            return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                  stream=_Stream(parts, self.stream_delay, self.cut_stream_after))
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                stream=_Stream(parts, self.stream_delay, self.cut_stream_after),
+            )
         return json_response(200, payload)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/models"):
-            return json_response(200, {"object": "list", "data": [
-                {"id": m, "object": "model"} for m in self.models]})
+            return json_response(
+                200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
+            )
         body = orjson.loads(request.content)
         self.requests.append(body)
         self.headers_seen.append(dict(request.headers))

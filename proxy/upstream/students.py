@@ -75,7 +75,9 @@ class StudentPool:
 
     def reason(self) -> str:
         if self.available():
-            return "ok"
+            # Available yet not picked: every ready replica is half-open with its one trial
+            # request in flight, or closed to new requests after recent failures.
+            return "student replicas are recovering from failures (circuit breaker half-open)"
         if any(e.ready for e in self._endpoints):
             return "student circuit breaker open after repeated failures"
         details = [e.reason for e in self._endpoints if e.reason]

@@ -79,6 +79,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1000)
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--kd-alpha", type=float, default=0.0)
+    p.add_argument("--kd-temperature", type=float, default=2.0)
     p.add_argument("--prune", action="store_true")
     p.add_argument("--eval-rows", type=int, default=100)
     p.add_argument("--extra", action="store_true", help="also the extra evaluations")
@@ -89,7 +90,8 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     snapshot = write_snapshot(args.out / "snapshot.parquet", teacher_rows(args.rows, 5))
-    cfg = TrainConfig(epochs=args.epochs, kd_alpha=args.kd_alpha, prune_prompt=args.prune,
+    cfg = TrainConfig(epochs=args.epochs, kd_alpha=args.kd_alpha,
+                      kd_temperature=args.kd_temperature, prune_prompt=args.prune,
                       eval_fraction=0.1, eval_max_rows=args.eval_rows, batch_size=8,
                       max_seq_len=2048)
     started = time.monotonic()
@@ -99,6 +101,7 @@ def main() -> None:
     summary = {
         "rows": args.rows, "train_rows": report["dataset"]["train_rows"],
         "eval_rows": ev["eval_rows"], "epochs": args.epochs, "kd_alpha": args.kd_alpha,
+        "kd_temperature": args.kd_temperature,
         "pruned": args.prune, "steps": tr["steps"], "train_seconds": tr["train_seconds"],
         "seconds_per_100_rows_per_epoch": round(tr["seconds_per_100_rows"] / args.epochs, 1),
         "loss_first": tr["loss_first"], "loss_last": tr["loss_last"],

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     student_max_tokens: int | None = Field(
         None, ge=1, description="Cap on max_tokens for student calls (None: the client's value)."
     )
+    student_background_max: int = Field(
+        32,
+        ge=0,
+        description="Most student answers generated in the background (uncalibrated cold "
+        "start, logged beside the teacher's) at once; beyond it they are skipped and counted.",
+    )
     unsupported_features: str = Field(
         "tools,functions,images,audio",
         description="Request features sent straight to the teacher (comma-separated: "
@@ -209,8 +215,10 @@ class Settings(BaseSettings):
 
     # --- log store ---------------------------------------------------------------
     log_batch_size: int = Field(
-        1_000, ge=1, description="Rows per INSERT; a full batch is written without waiting "
-        "for the flush interval."
+        1_000,
+        ge=1,
+        description="Rows per INSERT; a full batch is written without waiting "
+        "for the flush interval.",
     )
     spill_max_bytes: int = Field(
         256 * 1024 * 1024,
@@ -249,7 +257,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per-key overrides of the four limits, keyed by the key's sha256 hex digest "
         "(`printf %s KEY | sha256sum`; no plain keys in config) or `ip:ADDR` without keys. "
-        'TOML: `[key_limits.<digest>]` with rpm/tpm/usd_per_day/usd_per_month; env: JSON '
+        "TOML: `[key_limits.<digest>]` with rpm/tpm/usd_per_day/usd_per_month; env: JSON "
         '`{"<digest>": {"rpm": 600}}`; JSON null lifts a default.',
     )
     limit_assumed_completion_tokens: int = Field(
@@ -284,15 +292,13 @@ class Settings(BaseSettings):
         description="Erase request bodies and answers (request_json, texts, responses, "
         "logprobs, error) older than this many days, keeping the aggregates. Unset: keep.",
     )
-    retention_interval: float = Field(
-        3600.0, gt=0, description="Seconds between retention passes."
-    )
+    retention_interval: float = Field(3600.0, gt=0, description="Seconds between retention passes.")
 
     # --- costs and metrics ---------------------------------------------------------
     teacher_prices: dict[str, TokenPrice] = Field(
         default_factory=dict,
         description="Teacher prices per model, USD per 1M tokens, merged over the built-in "
-        'table (docs/metrics.md); a name also matches its dated variants. TOML: '
+        "table (docs/metrics.md); a name also matches its dated variants. TOML: "
         '`[teacher_prices."gpt-4o"]` with `input`/`output`; env: JSON '
         '`{"gpt-4o": {"input": 2.5, "output": 10}}`.',
     )
@@ -365,6 +371,13 @@ class Settings(BaseSettings):
     train_eval_max_rows: int = Field(
         200, ge=1, description="Most held-out rows scored per model in a run."
     )
+    train_eval_base_max_rows: int = Field(
+        50, ge=0, description="Held-out rows the base model is scored on in a run; 0 skips it."
+    )
+    train_cpu_bf16: bool | None = Field(
+        None,
+        description="bf16 autocast for CPU training; unset: on when the CPU has native bf16.",
+    )
     train_kd_alpha: float = Field(
         0.5,
         ge=0,
@@ -392,7 +405,7 @@ class Settings(BaseSettings):
     # --- continuous loop (scheduler, promotion, calibration; proxy/loop) ----------
     train_schedule: str | None = Field(
         None,
-        description='When the server starts a distillation run by itself: a cron expression '
+        description="When the server starts a distillation run by itself: a cron expression "
         '("0 3 * * *", server local time) or an interval ("30m", "6h", "1d"). Unset: never.',
     )
     train_every_rows: int | None = Field(

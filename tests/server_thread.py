@@ -24,8 +24,14 @@ def free_port() -> int:
 def running(app: Any, *, startup_timeout: float = 30.0, grace: int = 5) -> Iterator[str]:
     """Yields the base URL (``http://127.0.0.1:PORT``) while the server runs."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            timeout_graceful_shutdown=grace, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=grace,
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

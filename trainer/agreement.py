@@ -52,7 +52,9 @@ def token_f1(prediction: str, reference: str) -> float:
 def agreement(prediction: str, reference: str) -> tuple[float, Metric]:
     """Score in [0, 1] and the metric used for this item."""
     metric = metric_for(reference)
-    score = exact_match(prediction, reference) if metric == "exact_match" else token_f1(
-        prediction, reference
+    score = (
+        exact_match(prediction, reference)
+        if metric == "exact_match"
+        else token_f1(prediction, reference)
     )
     return score, metric

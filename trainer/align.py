@@ -75,9 +75,9 @@ class TokenMapper:
         return self._cache[text]
 
 
-def student_boundaries(tokenizer: Tokenizer, completion_ids: Sequence[int], text: str) -> dict[
-    int, int
-]:
+def student_boundaries(
+    tokenizer: Tokenizer, completion_ids: Sequence[int], text: str
+) -> dict[int, int]:
     """Char offset in `text` -> index of the student token starting there, for every
     prefix of the student's completion tokens that decodes to a prefix of `text`."""
     starts: dict[int, int] = {}
@@ -109,9 +109,7 @@ def align_soft_labels(
         start, offset = offset, offset + len(token)
         prefix_ok = prefix_ok and completion_text[start:offset] == token
         reason = (
-            _check_position(start, offset, starts, completion_ids)
-            if prefix_ok
-            else "text_mismatch"
+            _check_position(start, offset, starts, completion_ids) if prefix_ok else "text_mismatch"
         )
         if reason is None:
             reason = _add_target(out, mapper, entry, starts[start], completion_ids)

@@ -58,8 +58,14 @@ class BackendError(RuntimeError):
 class OpenAIBackend:
     """Chat completions against a running OpenAI-compatible server (vLLM)."""
 
-    def __init__(self, base_url: str, model: str, concurrency: int = 4,
-                 timeout: float = 120.0, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        concurrency: int = 4,
+        timeout: float = 120.0,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.description = f"openai:{self.base_url} model={model}"
@@ -83,8 +89,13 @@ class OpenAIBackend:
         with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
             return list(pool.map(one, conversations))
 
-    def _complete(self, messages: list[Message], max_new_tokens: int, top_logprobs: int,
-                  closed_set: list[str] | None) -> Generation:
+    def _complete(
+        self,
+        messages: list[Message],
+        max_new_tokens: int,
+        top_logprobs: int,
+        closed_set: list[str] | None,
+    ) -> Generation:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -104,8 +115,9 @@ class OpenAIBackend:
             body.update(self._choice_body(closed_set))
             response = self._post(body)
         if response.status_code != 200:
-            raise BackendError(f"{self.description}: HTTP {response.status_code}: "
-                               f"{response.text[:300]}")
+            raise BackendError(
+                f"{self.description}: HTTP {response.status_code}: {response.text[:300]}"
+            )
         return _parse_completion(response.json())
 
     def _choice_body(self, labels: list[str]) -> dict[str, Any]:
@@ -133,8 +145,9 @@ def _parse_completion(data: dict[str, Any]) -> Generation:
 class HFBackend:
     """Local transformers generation (greedy) with an optional PEFT adapter."""
 
-    def __init__(self, base_model: str | Path, adapter: Path | None = None,
-                 batch_size: int = 8) -> None:
+    def __init__(
+        self, base_model: str | Path, adapter: Path | None = None, batch_size: int = 8
+    ) -> None:
         self.base_model = str(base_model)
         self.adapter = adapter
         self.batch_size = batch_size

@@ -63,8 +63,10 @@ def export_from_db(db: Path, dest: Path, since: datetime | None) -> int:
 def format_selection(selection: DatasetSelection) -> list[str]:
     summary = selection.summary()
     counts = summary["counts"]
-    rejected = ", ".join(f"{k} {v}" for k, v in counts.items()
-                         if v and k not in ("total", "selected")) or "none"
+    rejected = (
+        ", ".join(f"{k} {v}" for k, v in counts.items() if v and k not in ("total", "selected"))
+        or "none"
+    )
     lines = [
         f"logged rows: {counts.get('total', 0)}; usable: {counts.get('selected', 0)}",
         f"filtered out: {rejected}",
@@ -74,19 +76,29 @@ def format_selection(selection: DatasetSelection) -> list[str]:
     ]
     if summary["closed_set"]:
         labels = summary["closed_set"]
-        lines.append(f"closed set: {len(labels)} labels ({', '.join(labels[:5])}"
-                     f"{', ...' if len(labels) > 5 else ''})")
+        lines.append(
+            f"closed set: {len(labels)} labels ({', '.join(labels[:5])}"
+            f"{', ...' if len(labels) > 5 else ''})"
+        )
     prefix = summary["prompt_prefix"]
     if prefix:
         state = "pruned" if prefix["pruned"] else "not pruned (train_prune_prompt is off)"
-        lines.append(f"shared system prompt: {prefix['chars']} chars in "
-                     f"{prefix['share']:.0%} of rows, {state}")
+        lines.append(
+            f"shared system prompt: {prefix['chars']} chars in "
+            f"{prefix['share']:.0%} of rows, {state}"
+        )
     return lines
 
 
-def train_command(settings: Settings, since: str | None, dry_run: bool,
-                  config_path: Path | None = None, *, base_model: str | None = None,
-                  echo: Echo = print) -> int:
+def train_command(
+    settings: Settings,
+    since: str | None,
+    dry_run: bool,
+    config_path: Path | None = None,
+    *,
+    base_model: str | None = None,
+    echo: Echo = print,
+) -> int:
     """Runs one distillation from the DuckDB file. Exit codes: 0 ok, 1 failed, 2 not enough
     data. The caller has checked that no server owns the file."""
     try:
@@ -128,8 +140,9 @@ def _dry_run(settings: Settings, cfg: TrainConfig, since: datetime | None, echo:
     return 0
 
 
-def _real_run(settings: Settings, cfg: TrainConfig, since: datetime | None,
-              base_model: str | None, echo: Echo) -> int:
+def _real_run(
+    settings: Settings, cfg: TrainConfig, since: datetime | None, base_model: str | None, echo: Echo
+) -> int:
     from trainer.run import resolve_base_model_arg, run_distillation
     from trainer.runfiles import write_error
 
@@ -145,24 +158,39 @@ def _real_run(settings: Settings, cfg: TrainConfig, since: datetime | None,
         return 1
     echo(f"run {run_id}: training in {run_dir}")
     try:
-        report = run_distillation(run_dir / SNAPSHOT_NAME, run_dir, cfg,
-                                  resolve_base_model_arg(base_model, settings),
-                                  None, None, since, run_id)
+        report = run_distillation(
+            run_dir / SNAPSHOT_NAME,
+            run_dir,
+            cfg,
+            resolve_base_model_arg(base_model, settings),
+            None,
+            None,
+            since,
+            run_id,
+        )
     except NotEnoughData as exc:
         write_error(run_dir, exc)
-        record_run_end(settings.db, run_id, "failed", f"not enough data: {exc}", None, run_dir,
-                       echo)
+        record_run_end(
+            settings.db, run_id, "failed", f"not enough data: {exc}", None, run_dir, echo
+        )
         echo(f"not enough data: {exc}")
         return EXIT_NOT_ENOUGH_DATA
     except Exception as exc:
         # Recorded, then re-raised: the traceback is the user's best clue.
         write_error(run_dir, exc)
-        record_run_end(settings.db, run_id, "failed", f"{type(exc).__name__}: {exc}", None,
-                       run_dir, echo)
+        record_run_end(
+            settings.db, run_id, "failed", f"{type(exc).__name__}: {exc}", None, run_dir, echo
+        )
         raise
-    record_run_end(settings.db, run_id, "trained",
-                   "trained without a server: start `distill serve` to evaluate and promote",
-                   report, run_dir, echo)
+    record_run_end(
+        settings.db,
+        run_id,
+        "trained",
+        "trained without a server: start `distill serve` to evaluate and promote",
+        report,
+        run_dir,
+        echo,
+    )
     echo(f"artifacts: {run_dir}")
     return 0
 
@@ -184,21 +212,37 @@ def record_run_start(db: Path, run_id: str, cfg: TrainConfig) -> None:
         )
 
 
-def record_run_end(db: Path, run_id: str, status: str, reason: str,
-                   report: dict[str, Any] | None, run_dir: Path, echo: Echo = print) -> None:
+def record_run_end(
+    db: Path,
+    run_id: str,
+    status: str,
+    reason: str,
+    report: dict[str, Any] | None,
+    run_dir: Path,
+    echo: Echo = print,
+) -> None:
     metrics = None
     if report:
         keep = ("n", "agreement", "exact_match", "metric")
-        metrics = {role: {k: v for k, v in res.items() if k in keep}
-                   for role, res in report["evaluation"].items() if isinstance(res, dict)}
+        metrics = {
+            role: {k: v for k, v in res.items() if k in keep}
+            for role, res in report["evaluation"].items()
+            if isinstance(res, dict)
+        }
     try:
         with duckdb.connect(str(db)) as conn:
             conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, reason = ?, metrics_json = ?, "
                 "adapter_path = ?, report_path = ? WHERE id = ?",
-                [_now(), status, reason[:2000], json.dumps(metrics) if metrics else None,
-                 str(run_dir / "adapter") if report else None,
-                 str(run_dir / "report.json") if report else None, run_id],
+                [
+                    _now(),
+                    status,
+                    reason[:2000],
+                    json.dumps(metrics) if metrics else None,
+                    str(run_dir / "adapter") if report else None,
+                    str(run_dir / "report.json") if report else None,
+                    run_id,
+                ],
             )
     except duckdb.Error as exc:  # the run's files stand; only the bookkeeping failed
         echo(f"warning: could not record run {run_id} in {db}: {exc}")

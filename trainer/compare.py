@@ -35,11 +35,15 @@ class EvalServer:
     incumbent_model: str | None = None
 
 
-def write_adapter_metadata(adapter_dir: Path, run_id: str, base_model: str,
-                           selection: DatasetSelection) -> dict[str, Any]:
+def write_adapter_metadata(
+    adapter_dir: Path, run_id: str, base_model: str, selection: DatasetSelection
+) -> dict[str, Any]:
     """What the proxy needs to serve this adapter: the closed set and the pruned prompt."""
-    prefix = selection.prompt_prefix if selection.prompt_prefix and \
-        selection.prompt_prefix.pruned else None
+    prefix = (
+        selection.prompt_prefix
+        if selection.prompt_prefix and selection.prompt_prefix.pruned
+        else None
+    )
     meta = {
         "run_id": run_id,
         "base_model": base_model,
@@ -59,7 +63,8 @@ def served_as_of(adapter_dir: Path | None) -> ServedAs:
     prefix = meta.get("prompt_prefix")
     return ServedAs(
         prompt_prefix=PromptPrefix(prefix["text"], prefix["sha256"], prefix["share"], True)
-        if prefix else None,
+        if prefix
+        else None,
         closed_set=meta.get("closed_set"),
     )
 
@@ -83,19 +88,21 @@ def compare_models(
     }
     results: dict[str, Any] = {"eval_rows": len(rows), "max_new_tokens": max_new}
     for role, (adapter, served) in targets.items():
-        if role == "incumbent" and incumbent is None:
+        scored = rows[: cfg.eval_base_max_rows] if role == "base" else rows
+        if (role == "incumbent" and incumbent is None) or not scored:
             results[role] = None
             continue
         with _backend(role, base_model, adapter, server, run_id) as backend:
-            log.info("evaluating %s (%s) on %d rows", role, backend.description, len(rows))
-            results[role] = evaluate_model(backend, rows, served, max_new, cfg.eval_top_logprobs)
+            log.info("evaluating %s (%s) on %d rows", role, backend.description, len(scored))
+            results[role] = evaluate_model(backend, scored, served, max_new, cfg.eval_top_logprobs)
         log.info("%s agreement: %s", role, results[role]["agreement"])
     return results
 
 
 @contextmanager
-def _backend(role: str, base_model: str, adapter: Path | None, server: EvalServer | None,
-             run_id: str) -> Iterator[GenerationBackend]:
+def _backend(
+    role: str, base_model: str, adapter: Path | None, server: EvalServer | None, run_id: str
+) -> Iterator[GenerationBackend]:
     with ExitStack() as stack:
         backend: GenerationBackend
         if server is None:
@@ -116,11 +123,15 @@ def _loaded_adapter(server: EvalServer, name: str, path: Path | None) -> Iterato
     if path is None:
         raise BackendError(f"no adapter to load as {name}")
     with httpx.Client(timeout=300.0) as client:
-        resp = client.post(f"{server.url}/load_lora_adapter",
-                           json={"lora_name": name, "lora_path": str(path.resolve())})
+        resp = client.post(
+            f"{server.url}/load_lora_adapter",
+            json={"lora_name": name, "lora_path": str(path.resolve())},
+        )
         if resp.status_code != 200:
-            raise BackendError(f"loading {name} into {server.url} failed: HTTP "
-                               f"{resp.status_code}: {resp.text[:300]}")
+            raise BackendError(
+                f"loading {name} into {server.url} failed: HTTP "
+                f"{resp.status_code}: {resp.text[:300]}"
+            )
         try:
             yield name
         finally:

@@ -116,6 +116,13 @@ class TrainConfig:
             "4096 tokens (long prompts)."
         ),
     )
+    cpu_bf16: bool | None = field(
+        default=None,
+        metadata=_help(
+            "bf16 autocast when training on the CPU. None: on when the CPU has native bf16 "
+            "(AVX512-BF16 or AMX), where it is ~1.4x faster than fp32; weights stay fp32."
+        ),
+    )
     seed: int = field(default=42, metadata=_help("Seed for LoRA init and data order."))
     # --- evaluation ----------------------------------------------------------------------------
     eval_max_new_tokens: int = field(
@@ -123,6 +130,13 @@ class TrainConfig:
     )
     eval_top_logprobs: int = field(
         default=5, metadata=_help("Top-k logprobs per generated eval token (confidence scorers).")
+    )
+    eval_base_max_rows: int = field(
+        default=50,
+        metadata=_help(
+            "Held-out rows the base model is scored on (its score only moves with the split, "
+            "and its long unpruned answers are the slowest part of an eval); 0 skips it."
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -149,6 +163,7 @@ class TrainConfig:
             (0.0 < self.prune_min_share <= 1.0, "prune_min_share must be in (0, 1]"),
             (self.prune_min_chars >= 1, "prune_min_chars must be >= 1"),
             (self.closed_set_max >= 0, "closed_set_max must be >= 0"),
+            (self.eval_base_max_rows >= 0, "eval_base_max_rows must be >= 0"),
             (self.epochs > 0, "epochs must be > 0"),
             (self.lr > 0, "lr must be > 0"),
             (self.lora_r >= 1 and self.lora_alpha >= 1, "lora_r and lora_alpha must be >= 1"),
@@ -207,6 +222,8 @@ class TrainConfig:
             "prune_prompt": settings.train_prune_prompt,
             "closed_set_max": settings.train_closed_set_max,
             "eval_max_rows": settings.train_eval_max_rows,
+            "eval_base_max_rows": settings.train_eval_base_max_rows,
+            "cpu_bf16": settings.train_cpu_bf16,
             "seed": settings.train_seed,
         }
         values.update(overrides)

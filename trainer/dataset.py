@@ -256,9 +256,7 @@ def _split(rows: list[TrainRow], cfg: TrainConfig, counts: Counter[str]) -> Data
 
 def _check_enough(selection: DatasetSelection, cfg: TrainConfig) -> None:
     selected = selection.counts["selected"]
-    rejected = {
-        k: v for k, v in selection.counts.items() if v and k not in ("total", "selected")
-    }
+    rejected = {k: v for k, v in selection.counts.items() if v and k not in ("total", "selected")}
     why = f"(of {selection.counts['total']} logged rows; rejected: {rejected or 'none'})"
     if selected < cfg.min_rows:
         raise NotEnoughData(
@@ -289,7 +287,10 @@ def parse_messages(request_json: str | None) -> list[dict[str, Any]] | None:
     out: list[dict[str, Any]] = []
     for message in messages:
         if not isinstance(message, dict) or message.get("role") not in (
-            "system", "developer", "user", "assistant",
+            "system",
+            "developer",
+            "user",
+            "assistant",
         ):
             return None
         content = _text_content(message.get("content"))

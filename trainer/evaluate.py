@@ -62,8 +62,7 @@ def evaluate_model(
     """Generates for every eval row and summarises agreement and confidence."""
     conversations = [strip_prefix(r.messages, served.prompt_prefix) for r in rows]
     started = time.monotonic()
-    generations = backend.generate(conversations, max_new_tokens, top_logprobs,
-                                   served.closed_set)
+    generations = backend.generate(conversations, max_new_tokens, top_logprobs, served.closed_set)
     seconds = time.monotonic() - started
     items = []
     for row, gen in zip(rows, generations, strict=True):
@@ -90,14 +89,18 @@ def summarize(items: Sequence[ItemScore]) -> dict[str, Any]:
         "metric": metric_name(metrics),
         "exact_match": _mean([1.0 if i.agreement == 1.0 else 0.0 for i in items]),
         "mean_confidence": {
-            s: _mean([c for i in items if (c := i.confidence.get(s)) is not None])
-            for s in scorers
+            s: _mean([c for i in items if (c := i.confidence.get(s)) is not None]) for s in scorers
         },
         "calibration": {s: calibration_bins(_pairs(items, s)) for s in scorers},
         "coverage": {s: coverage_table(_pairs(items, s)) for s in scorers},
         "examples": [
-            {"id": i.id, "prediction": i.prediction, "reference": i.reference,
-             "agreement": i.agreement, "confidence": i.confidence}
+            {
+                "id": i.id,
+                "prediction": i.prediction,
+                "reference": i.reference,
+                "agreement": i.agreement,
+                "confidence": i.confidence,
+            }
             for i in items[:EXAMPLES_IN_REPORT]
         ],
     }
@@ -120,13 +123,15 @@ def calibration_bins(pairs: Sequence[tuple[float, float]]) -> list[dict[str, Any
         chunk = ordered[b * len(ordered) // n_bins : (b + 1) * len(ordered) // n_bins]
         if not chunk:
             continue
-        bins.append({
-            "confidence_min": chunk[0][0],
-            "confidence_max": chunk[-1][0],
-            "confidence_mean": _mean([c for c, _ in chunk]),
-            "agreement": _mean([a for _, a in chunk]),
-            "n": len(chunk),
-        })
+        bins.append(
+            {
+                "confidence_min": chunk[0][0],
+                "confidence_max": chunk[-1][0],
+                "confidence_mean": _mean([c for c, _ in chunk]),
+                "agreement": _mean([a for _, a in chunk]),
+                "n": len(chunk),
+            }
+        )
     return bins
 
 
@@ -139,20 +144,24 @@ def coverage_table(pairs: Sequence[tuple[float, float]]) -> list[dict[str, Any]]
     for level in COVERAGE_LEVELS:
         threshold = ordered[max(0, math.ceil(level * len(ordered)) - 1)][0]
         served = [a for c, a in ordered if c >= threshold]
-        table.append({
-            "target_coverage": level,
-            "threshold": threshold if threshold > UNSCORABLE else None,
-            "coverage": len(served) / len(ordered),
-            "agreement": _mean(served),
-            "n": len(served),
-        })
+        table.append(
+            {
+                "target_coverage": level,
+                "threshold": threshold if threshold > UNSCORABLE else None,
+                "coverage": len(served) / len(ordered),
+                "agreement": _mean(served),
+                "n": len(served),
+            }
+        )
     return table
 
 
 def _pairs(items: Sequence[ItemScore], scorer: str) -> list[tuple[float, float]]:
     # Unscorable answers (empty: -inf) sort as least confident.
-    return [(c if (c := i.confidence.get(scorer)) is not None else UNSCORABLE, i.agreement)
-            for i in items]
+    return [
+        (c if (c := i.confidence.get(scorer)) is not None else UNSCORABLE, i.agreement)
+        for i in items
+    ]
 
 
 def _finite(value: float) -> float | None:

@@ -118,15 +118,17 @@ def mixed_loss(
     kd_pos = kl.sum(-1) * temperature**2 * valid  # (B, P)
     ce_at_kd = ce_tok[rows, cols.clamp(min=0)] * valid
     total = ce_sum - alpha * ce_at_kd.sum() + alpha * kd_pos.sum()
-    return LossParts(total, ce_sum.detach(), kd_pos.sum().detach(), int(valid.sum()),
-                     int(mask.sum()))
+    return LossParts(
+        total, ce_sum.detach(), kd_pos.sum().detach(), int(valid.sum()), int(mask.sum())
+    )
 
 
 class DistillSFTTrainer(SFTTrainer):
     """`SFTTrainer` whose loss adds the KD term when a batch carries soft targets."""
 
-    def __init__(self, *args: Any, kd_alpha: float = 0.0, kd_temperature: float = 1.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, kd_alpha: float = 0.0, kd_temperature: float = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.kd_alpha = kd_alpha
         self.kd_temperature = kd_temperature
@@ -151,8 +153,7 @@ class DistillSFTTrainer(SFTTrainer):
             logits_to_keep=keep,
             use_cache=False,
         )
-        parts = mixed_loss(outputs.logits, labels, keep, soft, self.kd_alpha,
-                           self.kd_temperature)
+        parts = mixed_loss(outputs.logits, labels, keep, soft, self.kd_alpha, self.kd_temperature)
         denom = num_items_in_batch if num_items_in_batch is not None else parts.label_tokens
         loss = parts.total / torch.as_tensor(denom, device=parts.total.device).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:

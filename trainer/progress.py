@@ -48,12 +48,14 @@ class ProgressCallback(TrainerCallback):
             return
         self._loss = float(logs["loss"])
         snapshot = self._write(state)
-        extra = "".join(
-            f" {k}={logs[k]:.4f}" for k in ("ce_loss", "kd_loss") if k in logs
-        )
+        extra = "".join(f" {k}={logs[k]:.4f}" for k in ("ce_loss", "kd_loss") if k in logs)
         log.info(
             "step %d/%d loss=%.4f%s eta=%ss",
-            state.global_step, state.max_steps, self._loss, extra, snapshot["eta_seconds"],
+            state.global_step,
+            state.max_steps,
+            self._loss,
+            extra,
+            snapshot["eta_seconds"],
         )
 
     def _write(self, state: TrainerState) -> dict[str, Any]:
@@ -73,4 +75,3 @@ class ProgressCallback(TrainerCallback):
         if state.is_world_process_zero:
             write_json_atomic(self.path, snapshot)
         return snapshot
-

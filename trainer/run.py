@@ -62,13 +62,21 @@ def run_distillation(
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = run_id or run_dir.name
     with _log_to(run_dir / "train.log"):
-        return _run(snapshot, run_dir, cfg, str(base_model), incumbent_adapter, eval_server,
-                    since, run_id)
+        return _run(
+            snapshot, run_dir, cfg, str(base_model), incumbent_adapter, eval_server, since, run_id
+        )
 
 
-def _run(snapshot: Path, run_dir: Path, cfg: TrainConfig, base_model: str,
-         incumbent: Path | None, eval_server: EvalServer | None, since: datetime | None,
-         run_id: str) -> dict[str, Any]:
+def _run(
+    snapshot: Path,
+    run_dir: Path,
+    cfg: TrainConfig,
+    base_model: str,
+    incumbent: Path | None,
+    eval_server: EvalServer | None,
+    since: datetime | None,
+    run_id: str,
+) -> dict[str, Any]:
     from trainer.compare import compare_models, write_adapter_metadata
     from trainer.report import build_report, summary_lines
 
@@ -94,13 +102,21 @@ def _run(snapshot: Path, run_dir: Path, cfg: TrainConfig, base_model: str,
 
     t2 = time.monotonic()
     write_phase(run_dir, "evaluating", steps=train.steps)
-    evaluation = compare_models(selection, cfg, base_model, train.adapter_dir, incumbent,
-                                eval_server, run_id)
+    evaluation = compare_models(
+        selection, cfg, base_model, train.adapter_dir, incumbent, eval_server, run_id
+    )
     durations["evaluate"] = time.monotonic() - t2
     durations["total"] = time.monotonic() - t0
     report = build_report(
-        run_id=run_id, snapshot=snapshot, base_model=base_model, incumbent=incumbent, cfg=cfg,
-        selection=selection, train=train, evaluation=evaluation, durations=durations,
+        run_id=run_id,
+        snapshot=snapshot,
+        base_model=base_model,
+        incumbent=incumbent,
+        cfg=cfg,
+        selection=selection,
+        train=train,
+        evaluation=evaluation,
+        durations=durations,
     )
     write_json_atomic(run_dir / "report.json", report)
     write_phase(run_dir, "done", steps=train.steps)
@@ -129,8 +145,9 @@ def _log_to(path: Path) -> Iterator[None]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainer.run", description=__doc__.splitlines()[0]
-                                if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="python -m trainer.run", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     p.add_argument("--snapshot", type=Path, required=True, help="Parquet snapshot of requests")
     p.add_argument("--run-dir", type=Path, required=True, help="output directory of the run")
     p.add_argument("--config-json", type=Path, help="TrainConfig as JSON (TrainConfig.to_dict)")
@@ -156,22 +173,35 @@ def resolve_base_model_arg(value: str | None, settings: Settings | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
-        cfg = TrainConfig.from_dict(json.loads(args.config_json.read_text())) \
-            if args.config_json else TrainConfig()
+        cfg = (
+            TrainConfig.from_dict(json.loads(args.config_json.read_text()))
+            if args.config_json
+            else TrainConfig()
+        )
         server = None
         if args.eval_url:
             from trainer.compare import EvalServer
 
             if not args.eval_model:
                 raise ValueError("--eval-url needs --eval-model (the base model's served name)")
-            server = EvalServer(args.eval_url.rstrip("/"), args.eval_model,
-                                args.eval_incumbent_model)
+            server = EvalServer(
+                args.eval_url.rstrip("/"), args.eval_model, args.eval_incumbent_model
+            )
         run_distillation(
-            args.snapshot, args.run_dir, cfg, resolve_base_model_arg(args.base_model),
-            args.incumbent_adapter, server, parse_since(args.since), args.run_id,
+            args.snapshot,
+            args.run_dir,
+            cfg,
+            resolve_base_model_arg(args.base_model),
+            args.incumbent_adapter,
+            server,
+            parse_since(args.since),
+            args.run_id,
         )
     except NotEnoughData as exc:
         write_error(args.run_dir, exc)

@@ -190,6 +190,8 @@ def proxy_env(
     if s.train_epochs is not None:
         env["DISTILL_TRAIN_EPOCHS"] = str(s.train_epochs)
     if role == "learning":
+        # The bench measures the base student itself (validation split, round 0).
+        env["DISTILL_TRAIN_EVAL_BASE_MAX_ROWS"] = "0"
         # The proxy's own scheduler starts a run after this many new teacher-answered rows.
         env["DISTILL_TRAIN_EVERY_ROWS"] = str(s.retrain_every)
         if s.target_agreement is not None:

@@ -44,11 +44,15 @@ class AdminClient:
         self.headers = {"authorization": f"Bearer {key.get_secret_value()}"} if key else {}
         self.client = client or httpx.Client(timeout=_TIMEOUT, trust_env=False)
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-             ok: tuple[int, ...] = (200, 202)) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200, 202),
+    ) -> tuple[int, Any]:
         try:
-            resp = self.client.request(method, self.base + path, json=body,
-                                       headers=self.headers)
+            resp = self.client.request(method, self.base + path, json=body, headers=self.headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise NoServer(f"no server at {self.base}") from exc
         except httpx.HTTPError as exc:
@@ -58,8 +62,10 @@ class AdminClient:
         except ValueError:
             data = {"error": {"message": resp.text[:300]}}
         if resp.status_code in (401, 403):
-            raise AdminError(f"the server refused the admin request ({resp.status_code}): set "
-                             "DISTILL_ADMIN_KEY to its admin key")
+            raise AdminError(
+                f"the server refused the admin request ({resp.status_code}): set "
+                "DISTILL_ADMIN_KEY to its admin key"
+            )
         if resp.status_code not in ok:
             message = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
             raise AdminError(message or f"the server answered HTTP {resp.status_code}")
@@ -132,8 +138,9 @@ def _train_locally(args: argparse.Namespace, settings: Settings, config: Path | 
     try:
         from trainer.cli import train_command
     except ImportError as exc:
-        return _fail(f"the trainer is not installed here ({exc}); pip install "
-                     "'distill-proxy[train]'")
+        return _fail(
+            f"the trainer is not installed here ({exc}); pip install 'distill-proxy[train]'"
+        )
     return train_command(settings, args.since, args.dry_run, config)
 
 
@@ -166,9 +173,14 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
         table.add_column(header)
     for run in runs:
         detail = _progress_line(run) if run.get("progress") else str(run.get("reason") or "")
-        table.add_row(str(run.get("id")), str(run.get("status") or ""),
-                      str(run.get("trigger") or ""), str(run.get("created_at") or "")[:19],
-                      str(run.get("finished_at") or "")[:19], detail)
+        table.add_row(
+            str(run.get("id")),
+            str(run.get("status") or ""),
+            str(run.get("trigger") or ""),
+            str(run.get("created_at") or "")[:19],
+            str(run.get("finished_at") or "")[:19],
+            detail,
+        )
     if not runs:
         table.add_row("(no runs yet)", "", "", "", "", "")
     return table
@@ -210,19 +222,28 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     except AdminError as exc:
         return _fail(str(exc))
     now, old = data["current"], data["rolled_back"]
-    print(f"serving {now['name']} (version {now['version']}) again; "
-          f"{old['name']} (version {old['version']}) stays loaded")
+    print(
+        f"serving {now['name']} (version {now['version']}) again; "
+        f"{old['name']} (version {old['version']}) stays loaded"
+    )
     return 0
 
 
 def register(sub: Subcommands) -> None:
-    p = sub.add("train", "run one distillation run (asks a running server, else trains here)",
-                _train)
-    p.add_argument("--now", action="store_true",
-                   help="ask the running server to start a run now (fail if none runs)")
+    p = sub.add(
+        "train", "run one distillation run (asks a running server, else trains here)", _train
+    )
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="ask the running server to start a run now (fail if none runs)",
+    )
     p.add_argument("--since", help="only rows since: an ISO date/time or 7d, 12h, 30m")
-    p.add_argument("--dry-run", action="store_true",
-                   help="show the dataset a run would use (counts, filters, split) and stop")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the dataset a run would use (counts, filters, split) and stop",
+    )
     p.add_argument("--detach", action="store_true", help="do not follow the server's run")
     p.add_argument("--interval", type=float, default=2.0, help="progress poll interval (s)")
     p = sub.add("runs", "distillation runs: status, progress, outcome", _runs)

@@ -19,8 +19,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Subcommands) -> None:
     p = sub.add(
-        "serve", "run the proxy (starts a vLLM student unless DISTILL_STUDENT_URL is set)",
-        _serve, overrides=("host", "port"),
+        "serve",
+        "run the proxy (starts a vLLM student unless DISTILL_STUDENT_URL is set)",
+        _serve,
+        overrides=("host", "port"),
     )
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")

@@ -60,8 +60,7 @@ def _logs(args: argparse.Namespace, settings: Settings) -> int:
             for row in answer.data:
                 print(json.dumps(row, default=str))
         else:
-            console.print(f"from {answer.origin}", soft_wrap=True, markup=False,
-                          highlight=False)
+            console.print(f"from {answer.origin}", soft_wrap=True, markup=False, highlight=False)
             console.print(logs_table(answer.data, f"last {len(answer.data)} requests"))
         cursor = _cursor(answer.data, None)
         while args.follow:
@@ -81,13 +80,17 @@ def _logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subcommands) -> None:
-    p = sub.add("stats", "summary of requests, fallback rate, cost and savings, latency, runs",
-                _stats)
+    p = sub.add(
+        "stats", "summary of requests, fallback rate, cost and savings, latency, runs", _stats
+    )
     p.add_argument("--since", default="24h", help="window: 15m, 24h, 7d, an ISO time, or all")
     p.add_argument("--json", action="store_true", help="print the raw JSON document")
     p = sub.add("logs", "recent requests from the request log", _logs)
-    p.add_argument("--tail", action="store_true",
-                   help="show the newest requests (the default; kept for `logs --tail`)")
+    p.add_argument(
+        "--tail",
+        action="store_true",
+        help="show the newest requests (the default; kept for `logs --tail`)",
+    )
     p.add_argument("-n", type=int, default=20, help="how many requests (default 20)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new requests")
     p.add_argument("--interval", type=float, default=1.0, help="poll interval with --follow")

@@ -74,8 +74,9 @@ class RunArtifacts:
 
     def check_adapter(self) -> None:
         if not (self.adapter_dir / "adapter_config.json").is_file():
-            raise ArtifactError(f"the run wrote no adapter ({self.adapter_dir} has no "
-                                "adapter_config.json)")
+            raise ArtifactError(
+                f"the run wrote no adapter ({self.adapter_dir} has no adapter_config.json)"
+            )
 
     def config(self) -> TrainConfig:
         data = read_json(self.run_dir / CONFIG)
@@ -104,8 +105,11 @@ class RunArtifacts:
         if not isinstance(evaluation, dict):
             return {}
         keep = ("n", "agreement", "exact_match", "metric", "backend")
-        return {role: {k: v for k, v in metrics.items() if k in keep}
-                for role, metrics in evaluation.items() if isinstance(metrics, dict)}
+        return {
+            role: {k: v for k, v in metrics.items() if k in keep}
+            for role, metrics in evaluation.items()
+            if isinstance(metrics, dict)
+        }
 
     def eval_ids(self) -> list[str]:
         entries = self.manifest.get("eval")
@@ -113,8 +117,11 @@ class RunArtifacts:
             _found, entries = find_key(self.manifest, "eval")
         if not isinstance(entries, list):
             return []
-        return [str(e["id"] if isinstance(e, dict) else e) for e in entries
-                if isinstance(e, dict | str) and (not isinstance(e, dict) or "id" in e)]
+        return [
+            str(e["id"] if isinstance(e, dict) else e)
+            for e in entries
+            if isinstance(e, dict | str) and (not isinstance(e, dict) or "id" in e)
+        ]
 
     def eval_rows(self) -> list[EvalRow]:
         """The run's held-out rows (manifest ids; else the trainer's deterministic split)."""

@@ -125,11 +125,18 @@ def choose_threshold(
 ) -> Calibration:
     """The lowest threshold whose served set meets the target (see the module docstring)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    finite = sorted((p for p in pairs if math.isfinite(p.confidence)),
-                    key=lambda p: p.confidence, reverse=True)
+    finite = sorted(
+        (p for p in pairs if math.isfinite(p.confidence)), key=lambda p: p.confidence, reverse=True
+    )
     total_w = sum(p.weight for p in pairs)
-    common: dict[str, Any] = {"target": target, "level": level, "scorer": scorer,
-                              "pairs": len(pairs), "sources": sources, "computed_at": now}
+    common: dict[str, Any] = {
+        "target": target,
+        "level": level,
+        "scorer": scorer,
+        "pairs": len(pairs),
+        "sources": sources,
+        "computed_at": now,
+    }
     z = z_value(level)
     run = _Running()
     best: Calibration | None = None
@@ -141,16 +148,31 @@ def choose_threshold(
             continue
         lower, upper = wilson(run.p, run.n_eff, z)
         if lower >= target:
-            best = Calibration("calibrated", pair.confidence, pairs_used=run.count,
-                               agreement=run.p, lower=lower, upper=upper,
-                               coverage=run.w / total_w if total_w else None, **common)
+            best = Calibration(
+                "calibrated",
+                pair.confidence,
+                pairs_used=run.count,
+                agreement=run.p,
+                lower=lower,
+                upper=upper,
+                coverage=run.w / total_w if total_w else None,
+                **common,
+            )
     if best is not None:
         return best
     if run.count < min_pairs:
         return Calibration("not_enough_pairs", None, pairs_used=run.count, **common)
     lower, upper = wilson(run.p, run.n_eff, z)
-    return Calibration("target_not_reached", None, pairs_used=run.count, agreement=run.p,
-                       lower=lower, upper=upper, coverage=1.0 if total_w else None, **common)
+    return Calibration(
+        "target_not_reached",
+        None,
+        pairs_used=run.count,
+        agreement=run.p,
+        lower=lower,
+        upper=upper,
+        coverage=1.0 if total_w else None,
+        **common,
+    )
 
 
 def pairs_from_texts(

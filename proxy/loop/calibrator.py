@@ -40,8 +40,11 @@ def load_eval_pairs(run_dir: Path) -> list[Pair]:
         data = json.loads((run_dir / EVAL_PAIRS).read_text())
     except (OSError, ValueError):
         return []
-    return [Pair(float(d["confidence"]), bool(d["agree"])) for d in data
-            if isinstance(d, dict) and d.get("confidence") is not None]
+    return [
+        Pair(float(d["confidence"]), bool(d["agree"]))
+        for d in data
+        if isinstance(d, dict) and d.get("confidence") is not None
+    ]
 
 
 class Calibrator:
@@ -66,8 +69,9 @@ class Calibrator:
         eval_pairs = load_eval_pairs(self._runs_dir() / version.version)
         rows = await self._store.logged_pairs(version.version, scorer)
         # Judging thousands of answers is CPU work: off the event loop.
-        logged = await asyncio.to_thread(pairs_from_texts, rows,
-                                         self._settings.effective_shadow_rate)
+        logged = await asyncio.to_thread(
+            pairs_from_texts, rows, self._settings.effective_shadow_rate
+        )
         result = choose_threshold(
             eval_pairs + logged,
             target=self._settings.target_agreement,
@@ -90,8 +94,7 @@ class Calibrator:
             result = await self.calibrate(version)
             self._apply(which, version, result)
             if version.version != "base" or await self._store.get_version(version.name):
-                await self._store.set_calibration(version.name, result.threshold,
-                                                  result.to_dict())
+                await self._store.set_calibration(version.name, result.threshold, result.to_dict())
 
     def _apply(self, which: str, version: StudentVersion, result: Calibration) -> None:
         live = getattr(self._active, which)
@@ -103,9 +106,16 @@ class Calibrator:
         updated = replace(live, threshold=result.threshold)
         if which == "current":
             self._active.update(updated)
-            log.info("student %s recalibrated: threshold %s -> %s (%s, %d pairs, "
-                     "agreement lower bound %s)", version.version, live.threshold,
-                     result.threshold, result.status, result.pairs_used, _fmt(result.lower))
+            log.info(
+                "student %s recalibrated: threshold %s -> %s (%s, %d pairs, "
+                "agreement lower bound %s)",
+                version.version,
+                live.threshold,
+                result.threshold,
+                result.status,
+                result.pairs_used,
+                _fmt(result.lower),
+            )
         else:
             self._active.previous = updated
 

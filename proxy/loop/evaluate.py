@@ -63,13 +63,22 @@ class EvalResult:
         return self.agreed / self.n if self.n else 0.0
 
     def pairs(self) -> list[Pair]:
-        return [Pair(i.confidence, i.agree) for i in self.items
-                if i.error is None and i.confidence is not None]
+        return [
+            Pair(i.confidence, i.agree)
+            for i in self.items
+            if i.error is None and i.confidence is not None
+        ]
 
     def summary(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "scorer": self.scorer,
-                "n": self.n, "agreed": self.agreed, "agreement": round(self.agreement, 4),
-                "errors": self.errors}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "scorer": self.scorer,
+            "n": self.n,
+            "agreed": self.agreed,
+            "agreement": round(self.agreement, 4),
+            "errors": self.errors,
+        }
 
 
 @dataclass(frozen=True)
@@ -95,14 +104,16 @@ async def check_answers(pool: StudentPool, version: StudentVersion, timeout: flo
         try:
             result = await endpoint.upstream.chat(request, timeout)
         except UpstreamError as exc:
-            raise EvaluationError(f"{version.name} does not answer on {endpoint.url}: "
-                                  f"{exc.message}") from exc
+            raise EvaluationError(
+                f"{version.name} does not answer on {endpoint.url}: {exc.message}"
+            ) from exc
         if not result.payload.get("choices"):
             raise EvaluationError(f"{version.name} answered without choices on {endpoint.url}")
 
 
-async def evaluate(pool: StudentPool, version: StudentVersion, rows: Sequence[EvalRow],
-                   cfg: EvalSettings) -> EvalResult:
+async def evaluate(
+    pool: StudentPool, version: StudentVersion, rows: Sequence[EvalRow], cfg: EvalSettings
+) -> EvalResult:
     """Agreement of `version` with the teacher on `rows`; raises when most requests fail."""
     endpoints = itertools.cycle(_ready(pool))
     gate = asyncio.Semaphore(cfg.concurrency)
@@ -123,6 +134,7 @@ async def evaluate(pool: StudentPool, version: StudentVersion, rows: Sequence[Ev
     result = EvalResult(version.name, version.version, cfg.scorer, items)
     if rows and result.errors * 2 > result.n:
         first = next(i.error for i in items if i.error)
-        raise EvaluationError(f"{version.name} failed {result.errors} of {result.n} eval "
-                              f"requests (first: {first})")
+        raise EvaluationError(
+            f"{version.name} failed {result.errors} of {result.n} eval requests (first: {first})"
+        )
     return result

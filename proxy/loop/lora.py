@@ -45,8 +45,12 @@ def _message(response: httpx.Response) -> str:
 class LoraAdmin:
     """Loads and unloads adapters on all replicas; `urls` returns their OpenAI base URLs."""
 
-    def __init__(self, http: httpx.AsyncClient, urls: Callable[[], list[str]],
-                 timeout: float = LOAD_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        urls: Callable[[], list[str]],
+        timeout: float = LOAD_TIMEOUT_S,
+    ) -> None:
         self._http = http
         self._urls = urls
         self._timeout = timeout
@@ -66,8 +70,9 @@ class LoraAdmin:
         """True when loaded now, False when the replica already had it."""
         payload = {"lora_name": name, "lora_path": str(path.resolve())}
         try:
-            resp = await self._http.post(f"{root_of(url)}/v1/load_lora_adapter",
-                                         json=payload, timeout=self._timeout)
+            resp = await self._http.post(
+                f"{root_of(url)}/v1/load_lora_adapter", json=payload, timeout=self._timeout
+            )
         except httpx.HTTPError as exc:
             raise LoraError(f"{url}: {type(exc).__name__} while loading {name}") from exc
         if resp.status_code == 200:
@@ -82,11 +87,13 @@ class LoraAdmin:
         """Best effort on every replica (a restarted vLLM has nothing to unload)."""
         for url in self.replicas():
             try:
-                resp = await self._http.post(f"{root_of(url)}/v1/unload_lora_adapter",
-                                             json={"lora_name": name}, timeout=60.0)
+                resp = await self._http.post(
+                    f"{root_of(url)}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60.0
+                )
             except httpx.HTTPError as exc:
                 log.warning("could not unload %s on %s: %s", name, url, type(exc).__name__)
                 continue
             if resp.status_code not in (200, 404):
-                log.warning("unloading %s on %s: HTTP %d %s", name, url, resp.status_code,
-                            _message(resp))
+                log.warning(
+                    "unloading %s on %s: HTTP %d %s", name, url, resp.status_code, _message(resp)
+                )

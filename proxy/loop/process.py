@@ -16,8 +16,9 @@ log = logging.getLogger("distill.loop")
 KILL_GRACE_S = 10.0
 
 
-async def spawn(cmd: list[str], log_path: Path, cwd: Path | None = None
-                ) -> asyncio.subprocess.Process:
+async def spawn(
+    cmd: list[str], log_path: Path, cwd: Path | None = None
+) -> asyncio.subprocess.Process:
     with log_path.open("ab") as out:
         return await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,

@@ -51,23 +51,34 @@ def adapter_name(run_id: str) -> str:
     return f"distill-{run_id}"
 
 
-def gate(candidate: float, incumbent: float, margin: float,
-         regression: tuple[int, int] | None = None) -> tuple[bool, str]:
+def gate(
+    candidate: float, incumbent: float, margin: float, regression: tuple[int, int] | None = None
+) -> tuple[bool, str]:
     """(promote?, reason). `regression` is (candidate correct, incumbent correct)."""
     need = incumbent + margin
     if candidate < need:
-        return False, (f"candidate agreement {candidate:.3f} < incumbent {incumbent:.3f} "
-                       f"+ margin {margin:.3f}")
+        return False, (
+            f"candidate agreement {candidate:.3f} < incumbent {incumbent:.3f} + margin {margin:.3f}"
+        )
     if regression is not None and regression[0] < regression[1]:
-        return False, (f"candidate loses on the regression set: {regression[0]} < "
-                       f"{regression[1]} correct")
-    return True, (f"candidate agreement {candidate:.3f} >= incumbent {incumbent:.3f} "
-                  f"+ margin {margin:.3f}")
+        return False, (
+            f"candidate loses on the regression set: {regression[0]} < {regression[1]} correct"
+        )
+    return True, (
+        f"candidate agreement {candidate:.3f} >= incumbent {incumbent:.3f} + margin {margin:.3f}"
+    )
 
 
 class Promoter:
-    def __init__(self, settings: Settings, active: ActiveStudent, pool: StudentPool,
-                 lora: LoraAdmin, store: LoopStore, calibrator: Calibrator) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        active: ActiveStudent,
+        pool: StudentPool,
+        lora: LoraAdmin,
+        store: LoopStore,
+        calibrator: Calibrator,
+    ) -> None:
         self._settings = settings
         self._active = active
         self._pool = pool
@@ -85,14 +96,22 @@ class Promoter:
     def candidate(self, run_id: str, artifacts: RunArtifacts) -> StudentVersion:
         closed = artifacts.closed_set()
         scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
-        return StudentVersion(name=adapter_name(run_id), version=run_id, scorer=scorer,
-                              prompt_prefix=artifacts.prompt_prefix(), closed_set=closed)
+        return StudentVersion(
+            name=adapter_name(run_id),
+            version=run_id,
+            scorer=scorer,
+            prompt_prefix=artifacts.prompt_prefix(),
+            closed_set=closed,
+        )
 
     def _eval_settings(self, version: StudentVersion) -> EvalSettings:
         s = self._settings
-        return EvalSettings(scorer=version.scorer or s.confidence_scorer,
-                            top_logprobs=s.student_top_logprobs, timeout=s.student_timeout * 4,
-                            concurrency=s.promotion_eval_concurrency)
+        return EvalSettings(
+            scorer=version.scorer or s.confidence_scorer,
+            top_logprobs=s.student_top_logprobs,
+            timeout=s.student_timeout * 4,
+            concurrency=s.promotion_eval_concurrency,
+        )
 
     async def _measure(self, version: StudentVersion, rows: list[Any]) -> EvalResult:
         return await evaluate(self._pool, version, rows, self._eval_settings(version))
@@ -117,28 +136,38 @@ class Promoter:
             if not promoted:
                 await self._drop(candidate.name)
         (artifacts.run_dir / "promotion.json").write_text(
-            json.dumps({"promoted": outcome.promoted, "reason": outcome.reason,
-                        **outcome.metrics}, indent=2, default=str))
+            json.dumps(
+                {"promoted": outcome.promoted, "reason": outcome.reason, **outcome.metrics},
+                indent=2,
+                default=str,
+            )
+        )
         return outcome
 
-    async def _judge(self, candidate: StudentVersion, incumbent: StudentVersion,
-                     artifacts: RunArtifacts) -> Outcome:
+    async def _judge(
+        self, candidate: StudentVersion, incumbent: StudentVersion, artifacts: RunArtifacts
+    ) -> Outcome:
         await check_answers(self._pool, candidate, self._settings.student_timeout * 4)
         rows = await asyncio.to_thread(artifacts.eval_rows)
         cand = await self._measure(candidate, rows)
         inc = await self._measure(incumbent, rows)
         save_eval_pairs(artifacts.run_dir, cand.pairs())
-        metrics: dict[str, Any] = {"candidate": cand.summary(), "incumbent": inc.summary(),
-                                   "margin": self._settings.promotion_margin,
-                                   "trainer_report": artifacts.trainer_summary()}
+        metrics: dict[str, Any] = {
+            "candidate": cand.summary(),
+            "incumbent": inc.summary(),
+            "margin": self._settings.promotion_margin,
+            "trainer_report": artifacts.trainer_summary(),
+        }
         regression = await self._regression(candidate, incumbent, metrics)
-        ok, reason = gate(cand.agreement, inc.agreement, self._settings.promotion_margin,
-                          regression)
+        ok, reason = gate(
+            cand.agreement, inc.agreement, self._settings.promotion_margin, regression
+        )
         log.info("run %s: %s", candidate.version, reason)
         return Outcome(ok, reason, candidate, metrics)
 
-    async def _regression(self, candidate: StudentVersion, incumbent: StudentVersion,
-                          metrics: dict[str, Any]) -> tuple[int, int] | None:
+    async def _regression(
+        self, candidate: StudentVersion, incumbent: StudentVersion, metrics: dict[str, Any]
+    ) -> tuple[int, int] | None:
         path = self._settings.regression_set
         if path is None:
             return None
@@ -148,8 +177,9 @@ class Promoter:
         metrics["regression"] = {"candidate": cand.summary(), "incumbent": inc.summary()}
         return cand.agreed, inc.agreed
 
-    async def _promote(self, outcome: Outcome, incumbent: StudentVersion,
-                       artifacts: RunArtifacts) -> Outcome:
+    async def _promote(
+        self, outcome: Outcome, incumbent: StudentVersion, artifacts: RunArtifacts
+    ) -> Outcome:
         candidate = outcome.version
         if self._calibrator.enabled:
             calibration = await self._calibrator.calibrate(candidate)
@@ -158,19 +188,33 @@ class Promoter:
         async with self._swap_lock:
             live = self._active.current
             if (live.name, live.version) != (incumbent.name, incumbent.version):
-                return Outcome(False, "the serving version changed during evaluation; "
-                               "compared against a stale incumbent", candidate, outcome.metrics)
+                return Outcome(
+                    False,
+                    "the serving version changed during evaluation; "
+                    "compared against a stale incumbent",
+                    candidate,
+                    outcome.metrics,
+                )
             stale = self._active.previous
             await self._ensure_row(incumbent)
             row = self._row(candidate, artifacts.adapter_dir)
             await self._store.save_version(
-                replace(row, calibration=outcome.metrics.get("calibration")))
+                replace(row, calibration=outcome.metrics.get("calibration"))
+            )
             await self._store.activate(candidate.name)
             self._active.swap(candidate)
-        log.info("promoted %s (run %s) over %s; threshold %s", candidate.name,
-                 candidate.version, incumbent.name, candidate.threshold)
-        if stale is not None and stale.version != "base" and stale.name not in (
-                candidate.name, incumbent.name):
+        log.info(
+            "promoted %s (run %s) over %s; threshold %s",
+            candidate.name,
+            candidate.version,
+            incumbent.name,
+            candidate.threshold,
+        )
+        if (
+            stale is not None
+            and stale.version != "base"
+            and stale.name not in (candidate.name, incumbent.name)
+        ):
             await self._drop(stale.name)
         return replace(outcome, version=candidate)
 
@@ -215,9 +259,14 @@ class Promoter:
     def version_from_row(self, row: VersionRow) -> StudentVersion:
         closed = row.closed_set
         scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
-        return StudentVersion(name=row.name, version=row.run_id or "base",
-                              threshold=row.threshold, scorer=scorer,
-                              prompt_prefix=row.prompt_prefix, closed_set=closed)
+        return StudentVersion(
+            name=row.name,
+            version=row.run_id or "base",
+            threshold=row.threshold,
+            scorer=scorer,
+            prompt_prefix=row.prompt_prefix,
+            closed_set=closed,
+        )
 
     async def restore(self) -> StudentVersion | None:
         """Serves the version stored as active (after a server restart); returns it."""
@@ -263,8 +312,11 @@ class Promoter:
                     continue
                 try:
                     if await self._lora.load_on(endpoint.url, name, path):
-                        log.warning("replica %s had lost adapter %s (restarted?); re-loaded it",
-                                    endpoint.url, name)
+                        log.warning(
+                            "replica %s had lost adapter %s (restarted?); re-loaded it",
+                            endpoint.url,
+                            name,
+                        )
                 except LoraError as exc:
                     log.error("could not re-load adapter %s: %s", name, exc)
                     continue

@@ -48,8 +48,14 @@ log = logging.getLogger("distill.loop")
 TRIGGERS = ("manual", "schedule", "rows")
 ExportFn = Callable[[Path, datetime | None], Path]
 TrainerArgs = Callable[[], list[str]]
-_RUN_ERRORS = (LoraError, EvaluationError, ArtifactError, OSError, LogStoreUnavailable,
-               duckdb.Error)
+_RUN_ERRORS = (
+    LoraError,
+    EvaluationError,
+    ArtifactError,
+    OSError,
+    LogStoreUnavailable,
+    duckdb.Error,
+)
 
 
 class RunConflict(RuntimeError):
@@ -79,8 +85,16 @@ class ActiveRun:
 
 
 class RunManager:
-    def __init__(self, settings: Settings, store: LoopStore, promoter: Promoter, *,
-                 export: ExportFn, command: list[str], trainer_args: TrainerArgs) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: LoopStore,
+        promoter: Promoter,
+        *,
+        export: ExportFn,
+        command: list[str],
+        trainer_args: TrainerArgs,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._promoter = promoter
@@ -98,8 +112,13 @@ class RunManager:
         return self._current
 
     # --- triggers ---------------------------------------------------------------------------
-    async def trigger(self, trigger: str, *, since: datetime | None = None,
-                      overrides: dict[str, Any] | None = None) -> str:
+    async def trigger(
+        self,
+        trigger: str,
+        *,
+        since: datetime | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> str:
         """Starts a run and returns its id; raises `RunConflict` while one is going and
         `ValueError` for bad config overrides."""
         if trigger not in TRIGGERS:
@@ -162,15 +181,29 @@ class RunManager:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         snapshot = await asyncio.to_thread(self._export, run.run_dir / SNAPSHOT, run.since)
         (run.run_dir / CONFIG).write_text(json.dumps(run.config, indent=2))
-        cmd = [*self._command, "--snapshot", str(snapshot), "--run-dir", str(run.run_dir),
-               "--config-json", str(run.run_dir / CONFIG), "--run-id", run.id,
-               *self._trainer_args()]
+        cmd = [
+            *self._command,
+            "--snapshot",
+            str(snapshot),
+            "--run-dir",
+            str(run.run_dir),
+            "--config-json",
+            str(run.run_dir / CONFIG),
+            "--run-id",
+            run.id,
+            *self._trainer_args(),
+        ]
         if run.stop_reason:
             return -15
         run.process = proc = await spawn(cmd, run.run_dir / "process.log")
         await self._store.update_run(run.id, pid=proc.pid, started_at=utcnow())
-        log.info("run %s started (trigger %s): pid %d, output in %s", run.id, run.trigger,
-                 proc.pid, run.run_dir / "process.log")
+        log.info(
+            "run %s started (trigger %s): pid %d, output in %s",
+            run.id,
+            run.trigger,
+            proc.pid,
+            run.run_dir / "process.log",
+        )
         try:
             code = await asyncio.wait_for(proc.wait(), self._settings.train_timeout)
         except TimeoutError:
@@ -222,8 +255,7 @@ class RunManager:
 
     async def recover(self) -> list[str]:
         """Marks runs a previous server process left running as failed; kills orphans."""
-        stale = await self._store.fail_live_runs(
-            "the server stopped while the run was in progress")
+        stale = await self._store.fail_live_runs("the server stopped while the run was in progress")
         for run_id, pid in stale:
             kill_orphan(pid, str(self.runs_dir / run_id))
             log.warning("run %s was left running by a previous server process: failed", run_id)

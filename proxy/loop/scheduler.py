@@ -65,8 +65,10 @@ def parse_schedule(text: str) -> BaseTrigger:
     try:
         return CronTrigger.from_crontab(text)
     except ValueError as exc:
-        raise ValueError(f"train_schedule {text!r} is neither an interval like 30m/6h/1d nor "
-                         f"a cron expression like '0 3 * * *': {exc}") from None
+        raise ValueError(
+            f"train_schedule {text!r} is neither an interval like 30m/6h/1d nor "
+            f"a cron expression like '0 3 * * *': {exc}"
+        ) from None
 
 
 def trainer_command(settings: Settings) -> list[str]:
@@ -107,8 +109,10 @@ def _trainer_args(state: Any, promoter: Promoter) -> list[str]:
     if base:
         args += ["--base-model", base]
     else:
-        log.warning("student_base_model is unset: the trainer uses its default base model, "
-                    "which must be the model the student vLLM serves")
+        log.warning(
+            "student_base_model is unset: the trainer uses its default base model, "
+            "which must be the model the student vLLM serves"
+        )
     current = state.active.current
     adapter = promoter.adapter_path(current.name)
     if adapter is not None:
@@ -133,9 +137,14 @@ def build_loop(app: Any) -> LoopServices:
         state.writer.flush()
         return export_snapshot(state.writer, dest, since)
 
-    runs = RunManager(settings, store, promoter, export=export,
-                      command=trainer_command(settings),
-                      trainer_args=lambda: _trainer_args(state, promoter))
+    runs = RunManager(
+        settings,
+        store,
+        promoter,
+        export=export,
+        command=trainer_command(settings),
+        trainer_args=lambda: _trainer_args(state, promoter),
+    )
     return LoopServices(store, lora, calibrator, promoter, runs, AsyncIOScheduler())
 
 
@@ -154,18 +163,36 @@ def _add_jobs(loop: LoopServices, settings: Settings, embedded: bool) -> None:
     scheduler = loop.scheduler
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
     if settings.train_schedule:
-        scheduler.add_job(_scheduled_run, parse_schedule(settings.train_schedule), args=[loop],
-                          id="train-schedule", **common)
+        scheduler.add_job(
+            _scheduled_run,
+            parse_schedule(settings.train_schedule),
+            args=[loop],
+            id="train-schedule",
+            **common,
+        )
     if settings.train_every_rows:
-        scheduler.add_job(_rows_check, IntervalTrigger(seconds=settings.train_rows_check_interval),
-                          args=[loop], id="train-rows", **common)
+        scheduler.add_job(
+            _rows_check,
+            IntervalTrigger(seconds=settings.train_rows_check_interval),
+            args=[loop],
+            id="train-rows",
+            **common,
+        )
     if settings.calibration_mode:
-        scheduler.add_job(loop.calibrator.refresh,
-                          IntervalTrigger(seconds=settings.calibration_interval),
-                          id="calibration", next_run_time=datetime.now(), **common)
+        scheduler.add_job(
+            loop.calibrator.refresh,
+            IntervalTrigger(seconds=settings.calibration_interval),
+            id="calibration",
+            next_run_time=datetime.now(),
+            **common,
+        )
     if not embedded:
-        scheduler.add_job(loop.promoter.reload_missing, IntervalTrigger(seconds=RELOAD_CHECK_S),
-                          id="adapter-reload", **common)
+        scheduler.add_job(
+            loop.promoter.reload_missing,
+            IntervalTrigger(seconds=RELOAD_CHECK_S),
+            id="adapter-reload",
+            **common,
+        )
 
 
 async def start_loop(app: Any) -> LoopServices:

@@ -74,17 +74,24 @@ class LoopStore:
     def __init__(self, writer: Any) -> None:
         self._writer = writer
 
-    async def _execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-                       ) -> list[tuple[Any, ...]] | None:
+    async def _execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]] | None:
         return await asyncio.wrap_future(self._writer.execute(sql, params))
 
     async def _read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         return await asyncio.to_thread(self._writer.read, fn)
 
     # --- runs --------------------------------------------------------------------------
-    async def insert_run(self, run_id: str, trigger: str, status: str, *,
-                         reason: str | None = None, config: dict[str, Any] | None = None
-                         ) -> None:
+    async def insert_run(
+        self,
+        run_id: str,
+        trigger: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         now = utcnow()
         started = now if status in LIVE_STATUSES else None
         finished = None if status in LIVE_STATUSES else now
@@ -114,8 +121,10 @@ class LoopStore:
             row = cur.fetchone()
             if row is None:
                 return None
-            out = {n: v.isoformat() if isinstance(v, datetime) else v
-                   for n, v in zip(names, row, strict=True)}
+            out = {
+                n: v.isoformat() if isinstance(v, datetime) else v
+                for n, v in zip(names, row, strict=True)
+            }
             for key in ("config_json", "metrics_json"):
                 if isinstance(out.get(key), str):
                     out[key] = orjson.loads(out[key])
@@ -125,16 +134,22 @@ class LoopStore:
 
     async def fail_live_runs(self, reason: str) -> list[tuple[str, int | None]]:
         """Marks runs left running/evaluating (by a previous process) failed; returns them."""
-        rows = await self._read(lambda cur: cur.execute(
-            "SELECT id, pid FROM runs WHERE status IN ('running', 'evaluating')").fetchall())
+        rows = await self._read(
+            lambda cur: cur.execute(
+                "SELECT id, pid FROM runs WHERE status IN ('running', 'evaluating')"
+            ).fetchall()
+        )
         for run_id, _pid in rows:
             await self.update_run(run_id, status="failed", reason=reason)
         return [(str(r), p) for r, p in rows]
 
     async def last_run_created_at(self) -> datetime | None:
         """When the newest run that actually ran (not a skipped trigger) was started."""
-        row = await self._read(lambda cur: cur.execute(
-            "SELECT max(created_at) FROM runs WHERE status <> 'skipped'").fetchone())
+        row = await self._read(
+            lambda cur: cur.execute(
+                "SELECT max(created_at) FROM runs WHERE status <> 'skipped'"
+            ).fetchone()
+        )
         return row[0] if row else None
 
     async def teacher_rows_since(self, since: datetime | None) -> int:
@@ -144,8 +159,11 @@ class LoopStore:
         if since is not None:
             where += " AND created_at >= ?"
             params.append(since)
-        row = await self._read(lambda cur: cur.execute(
-            f"SELECT count(*) FROM requests WHERE {where}", params).fetchone())
+        row = await self._read(
+            lambda cur: cur.execute(
+                f"SELECT count(*) FROM requests WHERE {where}", params
+            ).fetchone()
+        )
         return int(row[0]) if row else 0
 
     # --- student versions -----------------------------------------------------------------
@@ -154,9 +172,18 @@ class LoopStore:
             "INSERT OR REPLACE INTO student_versions (name, run_id, adapter_path, created_at, "
             "activated_at, active, threshold, calibration_json, closed_set_json, prompt_prefix) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [row.name, row.run_id, row.adapter_path, utcnow(), row.activated_at, row.active,
-             row.threshold, _json(row.calibration),
-             _json(list(row.closed_set)) if row.closed_set else None, row.prompt_prefix],
+            [
+                row.name,
+                row.run_id,
+                row.adapter_path,
+                utcnow(),
+                row.activated_at,
+                row.active,
+                row.threshold,
+                _json(row.calibration),
+                _json(list(row.closed_set)) if row.closed_set else None,
+                row.prompt_prefix,
+            ],
         )
 
     async def activate(self, name: str) -> None:
@@ -167,36 +194,46 @@ class LoopStore:
             [name, name, utcnow()],
         )
 
-    async def set_calibration(self, name: str, threshold: float | None,
-                              calibration: dict[str, Any]) -> None:
+    async def set_calibration(
+        self, name: str, threshold: float | None, calibration: dict[str, Any]
+    ) -> None:
         await self._execute(
             "UPDATE student_versions SET threshold = ?, calibration_json = ? WHERE name = ?",
             [threshold, _json(calibration), name],
         )
 
     async def get_version(self, name: str) -> VersionRow | None:
-        row = await self._read(lambda cur: cur.execute(
-            f"{_VERSION_SELECT} WHERE name = ?", [name]).fetchone())
+        row = await self._read(
+            lambda cur: cur.execute(f"{_VERSION_SELECT} WHERE name = ?", [name]).fetchone()
+        )
         return _version(row) if row else None
 
     async def active_and_previous(self) -> tuple[VersionRow | None, VersionRow | None]:
         """The active version and the one active before it (newest activation first)."""
-        rows = await self._read(lambda cur: cur.execute(
-            f"{_VERSION_SELECT} WHERE activated_at IS NOT NULL "
-            "ORDER BY active DESC, activated_at DESC LIMIT 2").fetchall())
+        rows = await self._read(
+            lambda cur: cur.execute(
+                f"{_VERSION_SELECT} WHERE activated_at IS NOT NULL "
+                "ORDER BY active DESC, activated_at DESC LIMIT 2"
+            ).fetchall()
+        )
         versions = [_version(r) for r in rows]
         active = versions[0] if versions and versions[0].active else None
         previous = versions[1] if active and len(versions) > 1 else None
         return active, previous
 
     async def list_versions(self) -> list[VersionRow]:
-        rows = await self._read(lambda cur: cur.execute(
-            f"{_VERSION_SELECT} ORDER BY activated_at DESC NULLS LAST, name").fetchall())
+        rows = await self._read(
+            lambda cur: cur.execute(
+                f"{_VERSION_SELECT} ORDER BY activated_at DESC NULLS LAST, name"
+            ).fetchall()
+        )
         return [_version(r) for r in rows]
 
-    async def logged_pairs(self, version: str, scorer: str, limit: int = 5000
-                           ) -> list[tuple[float | None, str | None, str | None, bool]]:
+    async def logged_pairs(
+        self, version: str, scorer: str, limit: int = 5000
+    ) -> list[tuple[float | None, str | None, str | None, bool]]:
         """(confidence, student_text, teacher_text, shadow) of logged pairs of one version."""
+
         def query(cur: duckdb.DuckDBPyConnection) -> list[Any]:
             return cur.execute(
                 "SELECT confidence, student_text, teacher_text, coalesce(shadow, false) "

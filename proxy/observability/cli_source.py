@@ -62,9 +62,7 @@ class StatsSource:
                 f"({response.status_code}): set DISTILL_ADMIN_KEY to its admin key"
             )
         if response.status_code >= 400:
-            raise SourceError(
-                f"the server answered {response.status_code}: {response.text[:300]}"
-            )
+            raise SourceError(f"the server answered {response.status_code}: {response.text[:300]}")
         return response.json()
 
     def _from_file(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> Answer:

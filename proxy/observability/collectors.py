@@ -19,8 +19,9 @@ from proxy.observability import labels
 log = logging.getLogger(__name__)
 
 # Statuses of runs still in progress; every other status is an outcome and counted.
-ACTIVE_RUN_STATUSES = frozenset({"queued", "pending", "starting", "running", "training",
-                                 "evaluating", "promoting"})
+ACTIVE_RUN_STATUSES = frozenset(
+    {"queued", "pending", "starting", "running", "training", "evaluating", "promoting"}
+)
 
 StateGetter = Callable[[], Any]
 
@@ -37,12 +38,11 @@ class LogStoreCollector(Collector):
             return
         stats = writer.stats
         yield GaugeMetricFamily(
-            "distill_log_queue_depth", "Log rows waiting in memory for the writer.",
+            "distill_log_queue_depth",
+            "Log rows waiting in memory for the writer.",
             value=stats.queue_depth,
         )
-        rows = CounterMetricFamily(
-            "distill_log_rows", "Log rows by outcome.", labels=["outcome"]
-        )
+        rows = CounterMetricFamily("distill_log_rows", "Log rows by outcome.", labels=["outcome"])
         for outcome in ("written", "spilled", "replayed", "dropped", "rejected"):
             rows.add_metric([outcome], getattr(stats, outcome, 0))
         yield rows
@@ -64,7 +64,8 @@ class StudentCollector(Collector):
             return
         current = active.current
         info = GaugeMetricFamily(
-            "distill_student_version_info", "The student version serving now (value 1).",
+            "distill_student_version_info",
+            "The student version serving now (value 1).",
             labels=["version"],
         )
         info.add_metric([str(current.version)[:64]], 1.0)
@@ -116,6 +117,4 @@ class RunsCollector(Collector):
         for label, n in sorted(by_status.items()):
             finished.add_metric([label], n)
         yield finished
-        yield GaugeMetricFamily(
-            "distill_runs_active", "Runs queued or in progress.", value=active
-        )
+        yield GaugeMetricFamily("distill_runs_active", "Runs queued or in progress.", value=active)

@@ -64,9 +64,7 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(part.get("text") or "") for part in content if isinstance(part, dict)
-        )
+        return " ".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
     return ""
 
 

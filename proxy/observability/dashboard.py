@@ -78,8 +78,13 @@ async def login(request: Request) -> Response:
         return _login_page("That is not the admin key.", 401, next_url)
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
-        COOKIE, issue_token(settings) or "", max_age=int(settings.dashboard_session_hours * 3600),
-        httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/",
+        COOKIE,
+        issue_token(settings) or "",
+        max_age=int(settings.dashboard_session_hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
     )
     return response
 
@@ -105,12 +110,14 @@ async def static_file(name: str) -> Response:
 @router.post("/dashboard/api/runs")
 async def trigger_run(request: Request, _: DashboardWriteDep) -> Response:
     body = await request.body()
-    return await forward_admin(request.app, get_settings(request), "POST", "/admin/runs",
-                               body or b"{}")
+    return await forward_admin(
+        request.app, get_settings(request), "POST", "/admin/runs", body or b"{}"
+    )
 
 
 @router.post("/dashboard/api/rollback")
 async def rollback(request: Request, _: DashboardWriteDep) -> Response:
     body = await request.body()
-    return await forward_admin(request.app, get_settings(request), "POST", "/admin/rollback",
-                               body or b"{}")
+    return await forward_admin(
+        request.app, get_settings(request), "POST", "/admin/rollback", body or b"{}"
+    )

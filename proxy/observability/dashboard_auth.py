@@ -72,9 +72,7 @@ def require_admin_or_session_write(request: Request) -> None:
     """Admin access for writes: a cookie only together with the CSRF header."""
     if has_session(request):
         if request.headers.get(CSRF_HEADER) != "1":
-            raise PermissionDenied(
-                f"Dashboard actions need the {CSRF_HEADER} header.", code="csrf"
-            )
+            raise PermissionDenied(f"Dashboard actions need the {CSRF_HEADER} header.", code="csrf")
         return
     require_admin(request)
 

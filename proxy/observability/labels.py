@@ -12,10 +12,19 @@ import threading
 
 OTHER = "other"
 ROUTES = frozenset({"student", "teacher", "none"})
-REASONS = frozenset({
-    "confident", "low_confidence", "forced", "student_error", "student_timeout",
-    "student_down", "student_not_ready", "uncalibrated", "no_teacher",
-})
+REASONS = frozenset(
+    {
+        "confident",
+        "low_confidence",
+        "forced",
+        "student_error",
+        "student_timeout",
+        "student_down",
+        "student_not_ready",
+        "uncalibrated",
+        "no_teacher",
+    }
+)
 UNSUPPORTED_FEATURES = frozenset({"tools", "functions", "images", "audio"})
 UPSTREAMS = frozenset({"student", "teacher"})
 SCORERS = frozenset({"mean_logprob", "min_prob", "mean_entropy", "sequence_prob"})

@@ -17,13 +17,51 @@ from proxy.observability import labels
 from proxy.observability.costs import CostBreakdown
 
 LATENCY_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
 )
 # One set for every scorer: log-probabilities and negated entropies are <= 0, probabilities
 # lie in [0, 1]; the `scorer` label keeps them apart.
 CONFIDENCE_BUCKETS = (
-    -5.0, -3.0, -2.0, -1.5, -1.0, -0.75, -0.5, -0.4, -0.3, -0.2, -0.1, -0.05, -0.01, 0.0,
-    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
+    -5.0,
+    -3.0,
+    -2.0,
+    -1.5,
+    -1.0,
+    -0.75,
+    -0.5,
+    -0.4,
+    -0.3,
+    -0.2,
+    -0.1,
+    -0.05,
+    -0.01,
+    0.0,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    0.95,
+    0.99,
+    1.0,
 )
 
 
@@ -34,11 +72,15 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "distill_requests", "Requests finished, by route and reason.", ["route", "reason"],
+            "distill_requests",
+            "Requests finished, by route and reason.",
+            ["route", "reason"],
             registry=r,
         )
         self.fallbacks = Counter(
-            "distill_fallback", "Requests answered by the teacher, by reason.", ["reason"],
+            "distill_fallback",
+            "Requests answered by the teacher, by reason.",
+            ["reason"],
             registry=r,
         )
         self.shadow = Counter(
@@ -51,16 +93,25 @@ class Metrics:
             "distill_responses", "Responses by HTTP status class.", ["code"], registry=r
         )
         self.confidence = Histogram(
-            "distill_confidence", "Confidence score of the student's answers.", ["scorer"],
-            buckets=CONFIDENCE_BUCKETS, registry=r,
+            "distill_confidence",
+            "Confidence score of the student's answers.",
+            ["scorer"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
         )
         self.latency = Histogram(
-            "distill_request_latency_seconds", "Total request latency, by route.", ["route"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "distill_request_latency_seconds",
+            "Total request latency, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.ttfb = Histogram(
-            "distill_ttfb_seconds", "Time to first byte of streamed responses, by route.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+            "distill_ttfb_seconds",
+            "Time to first byte of streamed responses, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self._init_upstream_and_cost(r)
         self._kinds = labels.BoundedValues(limit=24)
@@ -73,12 +124,15 @@ class Metrics:
             "distill_upstream_retries", "Retried upstream calls.", ["upstream", "kind"], registry=r
         )
         self.tokens = Counter(
-            "distill_tokens", "Tokens processed, by upstream and kind.", ["upstream", "kind"],
+            "distill_tokens",
+            "Tokens processed, by upstream and kind.",
+            ["upstream", "kind"],
             registry=r,
         )
         self.cost = Counter("distill_cost_usd", "Actual spend in USD.", registry=r)
         self.counterfactual = Counter(
-            "distill_counterfactual_cost_usd", "What teacher-only would have cost, USD.",
+            "distill_counterfactual_cost_usd",
+            "What teacher-only would have cost, USD.",
             registry=r,
         )
         self.savings = Gauge(
@@ -89,7 +143,8 @@ class Metrics:
         )
         self.estimated = Counter(
             "distill_cost_estimated_requests",
-            "Requests whose cost used estimated token counts (usage missing).", registry=r,
+            "Requests whose cost used estimated token counts (usage missing).",
+            registry=r,
         )
 
     # --- request path -------------------------------------------------------------------

@@ -17,9 +17,24 @@ from proxy.logstore.rows import utc_naive
 from trainer.agreement import agreement
 
 _LOG_COLUMNS = (
-    "id", "created_at", "requested_model", "tag", "stream", "route", "reason", "degraded",
-    "confidence", "threshold", "student_version", "status_code", "error", "total_latency_ms",
-    "ttfb_ms", "cost_usd", "counterfactual_cost_usd", "shadow",
+    "id",
+    "created_at",
+    "requested_model",
+    "tag",
+    "stream",
+    "route",
+    "reason",
+    "degraded",
+    "confidence",
+    "threshold",
+    "student_version",
+    "status_code",
+    "error",
+    "total_latency_ms",
+    "ttfb_ms",
+    "cost_usd",
+    "counterfactual_cost_usd",
+    "shadow",
 )
 _MAX_PAIRS = 5000
 _MAX_SCORES = 20000
@@ -49,8 +64,9 @@ def request_span(
 ) -> tuple[datetime | None, datetime | None]:
     """First and last `created_at` in the window."""
     where, params = _where(since)
-    row = conn.execute(f"SELECT min(created_at), max(created_at) FROM requests{where}",
-                       params).fetchone()
+    row = conn.execute(
+        f"SELECT min(created_at), max(created_at) FROM requests{where}", params
+    ).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -128,13 +144,15 @@ def agreement_series(
     out = []
     for t in sorted(buckets):
         shadow_scores, all_scores = buckets[t]
-        out.append({
-            "t": t,
-            "shadow_agreement": _mean(shadow_scores),
-            "shadow_pairs": len(shadow_scores),
-            "all_agreement": _mean(all_scores),
-            "all_pairs": len(all_scores),
-        })
+        out.append(
+            {
+                "t": t,
+                "shadow_agreement": _mean(shadow_scores),
+                "shadow_pairs": len(shadow_scores),
+                "all_agreement": _mean(all_scores),
+                "all_pairs": len(all_scores),
+            }
+        )
     return out
 
 
@@ -155,13 +173,22 @@ def student_versions(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "WHERE student_version IS NOT NULL GROUP BY 1"
     ).fetchall()
     for name, first, last in seen:
-        entry = versions.setdefault(name, {"name": name, "run_id": None, "created_at": None,
-                                           "activated_at": None, "active": None,
-                                           "threshold": None})
+        entry = versions.setdefault(
+            name,
+            {
+                "name": name,
+                "run_id": None,
+                "created_at": None,
+                "activated_at": None,
+                "active": None,
+                "threshold": None,
+            },
+        )
         entry["first_seen"] = _iso(first)
         entry["last_seen"] = _iso(last)
-    return sorted(versions.values(), key=lambda v: v.get("activated_at") or v.get("first_seen")
-                  or "")
+    return sorted(
+        versions.values(), key=lambda v: v.get("activated_at") or v.get("first_seen") or ""
+    )
 
 
 def logs_after(

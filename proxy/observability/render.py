@@ -9,9 +9,15 @@ from rich.table import Table
 
 # Columns of `distill logs` (key in the row, header, width cap).
 _LOG_COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("created_at", "time (UTC)", 19), ("id", "request", 36), ("route", "route", 7),
-    ("reason", "reason", 18), ("confidence", "conf", 7), ("status_code", "status", 6),
-    ("total_latency_ms", "ms", 8), ("cost_usd", "cost $", 10), ("student_version", "version", 16),
+    ("created_at", "time (UTC)", 19),
+    ("id", "request", 36),
+    ("route", "route", 7),
+    ("reason", "reason", 18),
+    ("confidence", "conf", 7),
+    ("status_code", "status", 6),
+    ("total_latency_ms", "ms", 8),
+    ("cost_usd", "cost $", 10),
+    ("student_version", "version", 16),
     ("error", "error", 40),
 )
 
@@ -32,8 +38,11 @@ def _ms(value: float | None) -> str:
 
 def _overview(report: dict[str, Any]) -> Table:
     s = report["summary"]
-    table = Table(title=f"distill stats since {s.get('since') or 'the start'} (UTC)",
-                  show_header=False, title_justify="left")
+    table = Table(
+        title=f"distill stats since {s.get('since') or 'the start'} (UTC)",
+        show_header=False,
+        title_justify="left",
+    )
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     table.add_row("requests", f"{s['requests']:,}")
@@ -63,8 +72,14 @@ def _latency(report: dict[str, Any]) -> Table:
     for header in ("route", "requests", "p50", "p95", "p99", "ttfb p50"):
         table.add_column(header, justify="left" if header == "route" else "right")
     for row in report.get("latency") or []:
-        table.add_row(row["route"], f"{row['requests']:,}", _ms(row["p50_ms"]),
-                      _ms(row["p95_ms"]), _ms(row["p99_ms"]), _ms(row.get("ttfb_p50_ms")))
+        table.add_row(
+            row["route"],
+            f"{row['requests']:,}",
+            _ms(row["p50_ms"]),
+            _ms(row["p95_ms"]),
+            _ms(row["p99_ms"]),
+            _ms(row.get("ttfb_p50_ms")),
+        )
     return table
 
 
@@ -73,9 +88,14 @@ def _runs(report: dict[str, Any]) -> Table:
     for header in ("run", "status", "trigger", "created", "finished", "reason"):
         table.add_column(header)
     for run in report.get("runs") or []:
-        table.add_row(str(run.get("id")), str(run.get("status") or ""),
-                      str(run.get("trigger") or ""), str(run.get("created_at") or "")[:19],
-                      str(run.get("finished_at") or "")[:19], str(run.get("reason") or ""))
+        table.add_row(
+            str(run.get("id")),
+            str(run.get("status") or ""),
+            str(run.get("trigger") or ""),
+            str(run.get("created_at") or "")[:19],
+            str(run.get("finished_at") or "")[:19],
+            str(run.get("reason") or ""),
+        )
     if not report.get("runs"):
         table.add_row("(no runs yet)", "", "", "", "", "")
     return table

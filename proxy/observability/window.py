@@ -36,8 +36,12 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def bucket_for(since: datetime | None, now: datetime | None = None,
-               first: datetime | None = None, last: datetime | None = None) -> int:
+def bucket_for(
+    since: datetime | None,
+    now: datetime | None = None,
+    first: datetime | None = None,
+    last: datetime | None = None,
+) -> int:
     """Bucket seconds giving about 60 points over the data actually in the window: from
     the later of `since` and the first row to the last row (else now). A 7-day window
     over one hour of data still gets minute buckets; an old log is not squeezed."""

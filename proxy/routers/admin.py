@@ -87,12 +87,16 @@ async def start_run(request: Request, _: AdminDep) -> JSONResponse:
     if not isinstance(overrides, dict):
         raise InvalidRequest("config must be an object of TrainConfig fields", param="config")
     try:
-        run_id = await loop.runs.trigger("manual", since=_since(body.get("since")),
-                                         overrides=overrides)
+        run_id = await loop.runs.trigger(
+            "manual", since=_since(body.get("since")), overrides=overrides
+        )
     except RunConflict as exc:
-        raise Conflict(f"Run {exc.running_id} is in progress; this trigger was recorded as "
-                       f"skipped ({exc.skipped_id}).", code="run_in_progress",
-                       extra={"run_id": exc.running_id}) from None
+        raise Conflict(
+            f"Run {exc.running_id} is in progress; this trigger was recorded as "
+            f"skipped ({exc.skipped_id}).",
+            code="run_in_progress",
+            extra={"run_id": exc.running_id},
+        ) from None
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"Invalid training config: {exc}", param="config") from None
     except (LogStoreUnavailable, duckdb.Error) as exc:
@@ -152,11 +156,19 @@ async def students(request: Request, _: AdminDep) -> dict[str, Any]:
         rows = await loop.store.list_versions()
     except (LogStoreUnavailable, duckdb.Error) as exc:
         raise _db_errors(exc) from None
-    versions = [{**asdict(r), "closed_set": list(r.closed_set) if r.closed_set else None,
-                 "activated_at": r.activated_at.isoformat() if r.activated_at else None}
-                for r in rows]
-    return {"current": _version(active.current), "previous": _version(active.previous),
-            "versions": versions}
+    versions = [
+        {
+            **asdict(r),
+            "closed_set": list(r.closed_set) if r.closed_set else None,
+            "activated_at": r.activated_at.isoformat() if r.activated_at else None,
+        }
+        for r in rows
+    ]
+    return {
+        "current": _version(active.current),
+        "previous": _version(active.previous),
+        "versions": versions,
+    }
 
 
 @router.get("/calibration")

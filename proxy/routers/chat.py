@@ -34,7 +34,6 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _inline(schema, defs)  # type: ignore[no-any-return]
 
 
-
 @router.post(
     "/v1/chat/completions",
     openapi_extra={

@@ -54,8 +54,12 @@ def _live(request: Request, report: dict[str, Any]) -> dict[str, Any]:
     report["teacher_configured"] = state.teacher is not None
     stats = state.writer.stats
     report["log"] = {
-        "queue_depth": stats.queue_depth, "written": stats.written, "spilled": stats.spilled,
-        "replayed": stats.replayed, "dropped": stats.dropped, "rejected": stats.rejected,
+        "queue_depth": stats.queue_depth,
+        "written": stats.written,
+        "spilled": stats.spilled,
+        "replayed": stats.replayed,
+        "dropped": stats.dropped,
+        "rejected": stats.rejected,
         "write_errors": stats.write_errors,
     }
     return report
@@ -70,8 +74,9 @@ async def metrics(request: Request) -> Response:
 
 
 @router.get("/admin/stats")
-async def admin_stats(request: Request, _: DashboardReadDep, since: SinceQuery = "24h"
-                      ) -> dict[str, Any]:
+async def admin_stats(
+    request: Request, _: DashboardReadDep, since: SinceQuery = "24h"
+) -> dict[str, Any]:
     window = _since(since)
     report = await read_log(request, lambda cur: reports.stats_report(cur, window))
     return _live(request, report)
@@ -97,8 +102,9 @@ async def admin_logs(
 
 
 @router.get("/admin/dashboard/data")
-async def dashboard_data(request: Request, _: DashboardReadDep, since: SinceQuery = "24h"
-                         ) -> dict[str, Any]:
+async def dashboard_data(
+    request: Request, _: DashboardReadDep, since: SinceQuery = "24h"
+) -> dict[str, Any]:
     window = _since(since)
     report = await read_log(request, lambda cur: reports.dashboard_report(cur, window))
     return _live(request, report)

@@ -79,6 +79,10 @@ class ChatService:
         # Teacher error messages relayed mid-stream may echo a key; scrubbed like log rows.
         self._scrub = scrubber_from_settings(settings).scrub
         self._background: set[asyncio.Task[Any]] = set()
+        self._pending_students = 0  # background student answers in flight
+
+    def _student_done(self, _task: asyncio.Task[Any]) -> None:
+        self._pending_students -= 1
 
     # --- entry point -----------------------------------------------------------------
     async def complete(self, ctx: RequestContext, body: dict[str, Any]) -> Response:
@@ -113,7 +117,9 @@ class ChatService:
             return version.threshold
         return self.settings.confidence_threshold
 
-    def _ask(self, body: dict[str, Any], version: StudentVersion) -> Coroutine[Any, Any, Any]:
+    def _ask(
+        self, body: dict[str, Any], version: StudentVersion, force: bool = False
+    ) -> Coroutine[Any, Any, Any]:
         return ask_student(
             self.pool,
             body,
@@ -122,6 +128,7 @@ class ChatService:
             timeout=self.settings.student_timeout,
             top_logprobs=self.settings.student_top_logprobs,
             max_tokens=self.settings.student_max_tokens,
+            force=force,
         )
 
     async def _decide(
@@ -135,10 +142,16 @@ class ChatService:
         threshold = self.threshold_for(version)
         if threshold is None and ctx.forced_route == "auto" and self.teacher is not None:
             # Cold start: an uncalibrated student serves nothing, but its answer is
-            # still logged beside the teacher's (the pair calibration needs).
+            # still logged beside the teacher's (the pair calibration needs), unless the
+            # student is already that far behind: an unbounded backlog only delays the log.
+            if self._pending_students >= self.settings.student_background_max:
+                self._observer.on_upstream_error("student", "background_skipped")
+                return Decision(False, "uncalibrated", version=version)
             task = asyncio.ensure_future(self._ask(body, version))
+            self._pending_students += 1
+            task.add_done_callback(self._student_done)
             return Decision(False, "uncalibrated", version=version, pending_student=task)
-        result = await self._ask(body, version)
+        result = await self._ask(body, version, force=ctx.forced_route == "student")
         return self._judge(ctx, result, threshold, version)
 
     def _judge(

@@ -101,8 +101,9 @@ async def ask_student(
     timeout: float,
     top_logprobs: int,
     max_tokens: int | None,
+    force: bool = False,
 ) -> StudentAnswer | StudentFailure:
-    endpoint = pool.pick()
+    endpoint = pool.pick(force)
     if endpoint is None:
         return StudentFailure("student_down", ServiceUnavailable(pool.reason()))
     request = student_body(body, version, top_logprobs, max_tokens)

@@ -71,8 +71,10 @@ def proxy(real_vllm: RealVLLM, tmp_path: Path) -> Iterator[tuple[httpx.Client, A
 def _traffic(client: httpx.Client, ids: range) -> list[httpx.Response]:
     out = []
     for i in ids:
-        resp = client.post("/v1/chat/completions", json={
-            "model": "gpt-4o-mini", "messages": review(i), "temperature": 0, "max_tokens": 8})
+        resp = client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": review(i), "temperature": 0, "max_tokens": 8},
+        )
         assert resp.status_code == 200, resp.text
         out.append(resp)
     return out
@@ -128,14 +130,20 @@ def test_loop_promotes_lowers_fallbacks_rolls_back_and_survives_a_killed_run(
     after = _traffic(client, range(1000, 1040))
     fallback_after = _fallback_rate(after)
     served = [r for r in after if r.headers["x-distill-route"] == "student"]
-    right = sum(r.json()["choices"][0]["message"]["content"] == label({"messages": review(i)})
-                for i, r in zip(range(1000, 1040), after, strict=True)
-                if r.headers["x-distill-route"] == "student")
-    record_numbers({"loop_fallback_rate_before": fallback_before,
-                    "loop_fallback_rate_after": fallback_after,
-                    "loop_calibrated_threshold": current.threshold,
-                    "loop_run_seconds": run_seconds,
-                    "loop_served_agreement": right / len(served) if served else 0.0})
+    right = sum(
+        r.json()["choices"][0]["message"]["content"] == label({"messages": review(i)})
+        for i, r in zip(range(1000, 1040), after, strict=True)
+        if r.headers["x-distill-route"] == "student"
+    )
+    record_numbers(
+        {
+            "loop_fallback_rate_before": fallback_before,
+            "loop_fallback_rate_after": fallback_after,
+            "loop_calibrated_threshold": current.threshold,
+            "loop_run_seconds": run_seconds,
+            "loop_served_agreement": right / len(served) if served else 0.0,
+        }
+    )
     assert fallback_after < fallback_before
     assert served and right / len(served) >= 0.7
 

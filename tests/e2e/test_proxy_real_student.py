@@ -24,11 +24,16 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 def proxy_on_real_vllm(real_vllm: Any, tmp_path: Path) -> Iterator[tuple[str, Any, FakeUpstream]]:
     teacher = FakeUpstream(default_text="The capital of France is Paris.")
     settings = Settings(
-        student_url=real_vllm.base_url, student_model=real_vllm.model_name,
-        teacher_url="http://teacher.test/v1", teacher_api_key="sk-test",
-        db=tmp_path / "d.duckdb", data_dir=tmp_path / "data",
+        student_url=real_vllm.base_url,
+        student_model=real_vllm.model_name,
+        teacher_url="http://teacher.test/v1",
+        teacher_api_key="sk-test",
+        db=tmp_path / "d.duckdb",
+        data_dir=tmp_path / "data",
         confidence_threshold=-100.0,  # accept any scored student answer
-        student_timeout=120, breaker_failures=1, breaker_cooldown=1.0,
+        student_timeout=120,
+        breaker_failures=1,
+        breaker_cooldown=1.0,
     )
     app = create_app(settings, Transports(teacher=teacher.transport()))
     with running(app) as url:
@@ -69,7 +74,11 @@ def test_forced_teacher_and_streaming(proxy_on_real_vllm: Any) -> None:
     assert raw.headers["x-distill-route"] == "teacher"
     assert raw.parse().choices[0].message.content == "The capital of France is Paris."
     stream = client(url).chat.completions.create(
-        model="gpt-4o-mini", messages=QUESTION, max_tokens=24, temperature=0, stream=True,
+        model="gpt-4o-mini",
+        messages=QUESTION,
+        max_tokens=24,
+        temperature=0,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)

@@ -28,8 +28,9 @@ def trainer_cmd(*extra: str) -> str:
 class LoopHarness:
     """A running proxy plus its fakes, with helpers for the admin API and traffic."""
 
-    def __init__(self, h: ProxyHarness, vllm: FakeVLLM, teacher: FakeTeacher,
-                 quality_file: Path) -> None:
+    def __init__(
+        self, h: ProxyHarness, vllm: FakeVLLM, teacher: FakeTeacher, quality_file: Path
+    ) -> None:
         self.h = h
         self.quality_file = quality_file
         self.vllm = vllm
@@ -98,13 +99,18 @@ def loop_proxy(make_proxy: Callable[..., Any], tmp_path: Path) -> Iterator[LoopF
     runs) is reused by every proxy of a test, so a second one is a restart."""
 
     @contextmanager
-    def factory(vllm: FakeVLLM | None = None, teacher: FakeTeacher | None = None,
-                trainer: tuple[str, ...] = (), **overrides: Any) -> Iterator[LoopHarness]:
+    def factory(
+        vllm: FakeVLLM | None = None,
+        teacher: FakeTeacher | None = None,
+        trainer: tuple[str, ...] = (),
+        **overrides: Any,
+    ) -> Iterator[LoopHarness]:
         vllm = vllm or FakeVLLM()
         teacher = teacher or FakeTeacher()
         quality_file = tmp_path / "fake-quality.txt"
-        overrides.setdefault("trainer_command",
-                             trainer_cmd("--quality-file", str(quality_file), *trainer))
+        overrides.setdefault(
+            "trainer_command", trainer_cmd("--quality-file", str(quality_file), *trainer)
+        )
         with make_proxy(student=vllm, teacher=teacher, **overrides) as h:
             lh = LoopHarness(h, vllm, teacher, quality_file)
             try:

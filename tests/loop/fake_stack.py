@@ -54,8 +54,10 @@ class FakeTeacher:
         body = orjson.loads(request.content)
         self.requests.append(body)
         top_k = int(body.get("top_logprobs") or 0)
-        return json_response(200, completion(self.label(body), model=str(body.get("model")),
-                                             logprob=-0.01, top_k=top_k))
+        return json_response(
+            200,
+            completion(self.label(body), model=str(body.get("model")), logprob=-0.01, top_k=top_k),
+        )
 
 
 @dataclass
@@ -84,8 +86,10 @@ class FakeVLLM:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.endswith("/v1/models"):
-            return json_response(200, {"object": "list", "data": [
-                {"id": m, "object": "model"} for m in self.models()]})
+            return json_response(
+                200,
+                {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models()]},
+            )
         body = orjson.loads(request.content) if request.content else {}
         if path.endswith("/v1/load_lora_adapter"):
             return self._load(body)
@@ -126,9 +130,16 @@ class FakeVLLM:
         if choice and text not in choice:
             text = choice[0]
         top_k = int(body.get("top_logprobs") or 0)
-        return json_response(200, completion(text, model=str(model), logprob=logprob,
-                                             with_logprobs=bool(body.get("logprobs")),
-                                             top_k=top_k))
+        return json_response(
+            200,
+            completion(
+                text,
+                model=str(model),
+                logprob=logprob,
+                with_logprobs=bool(body.get("logprobs")),
+                top_k=top_k,
+            ),
+        )
 
     def _answer(self, body: dict[str, Any], quality: str | None) -> tuple[str, float]:
         right = oracle(body)

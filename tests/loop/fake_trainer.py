@@ -37,9 +37,17 @@ def _args(argv: list[str]) -> argparse.Namespace:
 
 
 def _progress(run_dir: Path, step: int, total: int) -> None:
-    (run_dir / "progress.json").write_text(json.dumps(
-        {"phase": "training", "step": step, "max_steps": total, "loss": 1.0 / (step + 1),
-         "eta_seconds": total - step}))
+    (run_dir / "progress.json").write_text(
+        json.dumps(
+            {
+                "phase": "training",
+                "step": step,
+                "max_steps": total,
+                "loss": 1.0 / (step + 1),
+                "eta_seconds": total - step,
+            }
+        )
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -55,25 +63,45 @@ def main(argv: list[str]) -> int:
         (run_dir / "error.txt").write_text("RuntimeError: fake trainer blew up\n")
         return 1
     with duckdb.connect() as conn:
-        ids = [r[0] for r in conn.execute(
-            "SELECT id FROM read_parquet(?) WHERE teacher_text IS NOT NULL ORDER BY id",
-            [str(args.snapshot)]).fetchall()]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM read_parquet(?) WHERE teacher_text IS NOT NULL ORDER BY id",
+                [str(args.snapshot)],
+            ).fetchall()
+        ]
     quality = args.quality
     if args.quality_file is not None and args.quality_file.is_file():
         quality = args.quality_file.read_text().strip()
     adapter = run_dir / "adapter"
     adapter.mkdir(parents=True, exist_ok=True)
-    (adapter / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "r": 8, "fake_quality": quality}))
-    (run_dir / "manifest.json").write_text(json.dumps(
-        {"run_id": args.run_id, "train": [], "eval": [{"id": i, "prompt_hash": ""} for i in ids]}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "r": 8, "fake_quality": quality})
+    )
+    (run_dir / "manifest.json").write_text(
+        json.dumps(
+            {
+                "run_id": args.run_id,
+                "train": [],
+                "eval": [{"id": i, "prompt_hash": ""} for i in ids],
+            }
+        )
+    )
     closed = [c for c in args.closed_set.split(",") if c] or None
-    (run_dir / "report.json").write_text(json.dumps({
-        "run_id": args.run_id, "status": "succeeded", "closed_set": closed,
-        "prompt_prefix": None,
-        "evaluation": {"eval_rows": len(ids), "candidate": {"n": len(ids), "agreement": 0.9,
-                                                             "backend": "fake"}},
-    }))
+    (run_dir / "report.json").write_text(
+        json.dumps(
+            {
+                "run_id": args.run_id,
+                "status": "succeeded",
+                "closed_set": closed,
+                "prompt_prefix": None,
+                "evaluation": {
+                    "eval_rows": len(ids),
+                    "candidate": {"n": len(ids), "agreement": 0.9, "backend": "fake"},
+                },
+            }
+        )
+    )
     _progress(run_dir, 2, 2)
     return 0
 

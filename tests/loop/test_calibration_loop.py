@@ -14,19 +14,37 @@ def _calibration(lh: object) -> dict[str, object]:
 
 
 def test_cold_start_serves_nothing_and_logs_pairs(loop_proxy: LoopFactory) -> None:
-    with loop_proxy(target_agreement=0.9, calibration_min_pairs=5,
-                    calibration_interval=0.2) as lh:
+    with loop_proxy(target_agreement=0.9, calibration_min_pairs=5, calibration_interval=0.2) as lh:
         responses = lh.traffic(6)
         assert {r.headers["x-distill-reason"] for r in responses} == {"uncalibrated"}
         rows = lh.h.rows()
         assert all(r["student_text"] == "maybe" and r["teacher_text"] for r in rows)
         # The base model's pairs all disagree: the target is out of reach, it stays off.
         lh.h.flush()
-        evidence = lh.wait_for(lambda: (e := _calibration(lh)["versions"]["base"]["evidence"])
-                               and e["pairs"] == 6 and e, timeout=5)
+        evidence = lh.wait_for(
+            lambda: (
+                (e := _calibration(lh)["versions"]["base"]["evidence"]) and e["pairs"] == 6 and e
+            ),
+            timeout=5,
+        )
         assert evidence["status"] == "target_not_reached"
         assert evidence["threshold"] is None and evidence["agreement"] == 0.0
         assert lh.active.current.threshold is None
+
+
+def test_cold_start_background_answers_are_bounded(loop_proxy: LoopFactory) -> None:
+    with loop_proxy(target_agreement=0.9, student_background_max=0) as lh:
+        responses = lh.traffic(3)
+        assert {r.headers["x-distill-reason"] for r in responses} == {"uncalibrated"}
+        rows = lh.h.rows()
+        assert len(rows) == 3 and all(r["student_text"] is None for r in rows)
+        assert all(r["teacher_text"] for r in rows)
+        assert lh.vllm.chats == []
+        metrics = lh.admin("GET", "/metrics").text
+        assert (
+            'distill_upstream_errors_total{kind="background_skipped",upstream="student"} 3.0'
+            in metrics
+        )
 
 
 def test_promotion_calibrates_from_the_eval_split(loop_proxy: LoopFactory) -> None:
@@ -55,8 +73,7 @@ def test_promotion_calibrates_from_the_eval_split(loop_proxy: LoopFactory) -> No
 def test_logged_pairs_calibrate_a_version_the_eval_split_could_not(
     loop_proxy: LoopFactory,
 ) -> None:
-    with loop_proxy(target_agreement=0.7, calibration_min_pairs=15,
-                    calibration_interval=0.2) as lh:
+    with loop_proxy(target_agreement=0.7, calibration_min_pairs=15, calibration_interval=0.2) as lh:
         lh.traffic(10)
         run = lh.wait_run(lh.start_run())
         assert run["status"] == "promoted"
@@ -73,8 +90,9 @@ def test_logged_pairs_calibrate_a_version_the_eval_split_could_not(
 
 
 def test_closed_set_adapter_is_served_and_scored_as_a_choice(loop_proxy: LoopFactory) -> None:
-    with loop_proxy(trainer=("--closed-set", "negative,positive"), target_agreement=0.7,
-                    calibration_min_pairs=5) as lh:
+    with loop_proxy(
+        trainer=("--closed-set", "negative,positive"), target_agreement=0.7, calibration_min_pairs=5
+    ) as lh:
         lh.traffic(10)
         run = lh.wait_run(lh.start_run())
         assert run["status"] == "promoted"
@@ -82,10 +100,14 @@ def test_closed_set_adapter_is_served_and_scored_as_a_choice(loop_proxy: LoopFac
         assert current.closed_set == ("negative", "positive")
         assert current.scorer == "sequence_prob"
         assert math.isclose(current.threshold, math.exp(-0.01))
-        evals = [c for c in lh.vllm.chats if c["model"] == current.name
-                 and "Review" in c["messages"][-1]["content"]]  # not the "does it answer" probe
-        assert evals and all(c["structured_outputs"] == {"choice": ["negative", "positive"]}
-                             for c in evals)
+        evals = [
+            c
+            for c in lh.vllm.chats
+            if c["model"] == current.name and "Review" in c["messages"][-1]["content"]
+        ]  # not the "does it answer" probe
+        assert evals and all(
+            c["structured_outputs"] == {"choice": ["negative", "positive"]} for c in evals
+        )
         assert lh.chat(300, good=True).headers["x-distill-route"] == "student"
         students = lh.admin("GET", "/admin/students").json()
         assert students["current"]["closed_set"] == ["negative", "positive"]

@@ -34,8 +34,12 @@ def test_train_now_follows_the_run_then_runs_and_rollback(
         assert lh.active.current.version == run_id
 
 
-def test_without_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str], loop_proxy: LoopFactory) -> None:
+def test_without_a_server(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    loop_proxy: LoopFactory,
+) -> None:
     with loop_proxy() as lh:
         lh.traffic(4)
         run_id = lh.wait_run(lh.start_run())["id"]

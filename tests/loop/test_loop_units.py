@@ -83,12 +83,18 @@ def test_describe_exit() -> None:
 
 
 def test_artifacts_read_the_trainer_report(tmp_path: Path) -> None:
-    (tmp_path / "report.json").write_text(json.dumps({
-        "closed_set": ["a", "b"],
-        "prompt_prefix": {"text": "You label intents.", "pruned": True},
-        "evaluation": {"eval_rows": 3, "candidate": {"n": 3, "agreement": 0.5,
-                                                     "calibration": {}, "backend": "hf"}},
-    }))
+    (tmp_path / "report.json").write_text(
+        json.dumps(
+            {
+                "closed_set": ["a", "b"],
+                "prompt_prefix": {"text": "You label intents.", "pruned": True},
+                "evaluation": {
+                    "eval_rows": 3,
+                    "candidate": {"n": 3, "agreement": 0.5, "calibration": {}, "backend": "hf"},
+                },
+            }
+        )
+    )
     art = RunArtifacts(tmp_path)
     assert art.closed_set() == ("a", "b")
     assert art.prompt_prefix() == "You label intents."
@@ -101,8 +107,17 @@ def test_artifacts_read_the_trainer_report(tmp_path: Path) -> None:
 
 
 def test_eval_request_keeps_client_params_but_caps_length(tmp_path: Path) -> None:
-    body = request_body({"model": "m", "messages": [], "stream": True, "n": 3,
-                         "temperature": 0.2, "max_tokens": 999}, max_tokens=64)
+    body = request_body(
+        {
+            "model": "m",
+            "messages": [],
+            "stream": True,
+            "n": 3,
+            "temperature": 0.2,
+            "max_tokens": 999,
+        },
+        max_tokens=64,
+    )
     assert body == {"model": "m", "messages": [], "temperature": 0.2, "max_tokens": 64}
     path = tmp_path / "reg.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "hi"}], "expected": "yo"}\n\n')

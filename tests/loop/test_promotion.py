@@ -96,11 +96,15 @@ def test_in_flight_request_finishes_on_the_old_version(loop_proxy: LoopFactory) 
         result: dict[str, object] = {}
 
         def slow() -> None:
-            body = {"model": "student-base", "temperature": 0,
-                    "messages": [{"role": "user", "content": "HOLD: the film was good"}],
-                    "metadata": {}}
-            result["resp"] = lh.http.post("/v1/chat/completions", json=body,
-                                          headers={"x-distill-route": "student"})
+            body = {
+                "model": "student-base",
+                "temperature": 0,
+                "messages": [{"role": "user", "content": "HOLD: the film was good"}],
+                "metadata": {},
+            }
+            result["resp"] = lh.http.post(
+                "/v1/chat/completions", json=body, headers={"x-distill-route": "student"}
+            )
 
         thread = threading.Thread(target=slow)
         thread.start()
@@ -137,7 +141,8 @@ def test_rollback_returns_to_the_previous_version(loop_proxy: LoopFactory) -> No
         assert lh.chat(70, good=True).headers["x-distill-student-version"] == first["id"]
         students = lh.admin("GET", "/admin/students").json()
         assert [v["name"] for v in students["versions"] if v["active"]] == [
-            f"distill-{first['id']}"]
+            f"distill-{first['id']}"
+        ]
         # Rolling back again toggles to the version just left (still loaded).
         assert lh.admin("POST", "/admin/rollback").json()["current"]["version"] == third["id"]
 

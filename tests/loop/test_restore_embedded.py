@@ -37,17 +37,34 @@ def _adapter(path: Path) -> Path:
 
 
 async def _scenario(tmp_path: Path, writer: LogWriter, vllm: FakeVLLM) -> None:
-    settings = Settings(db=tmp_path / "distill.duckdb", data_dir=tmp_path / "data",
-                        teacher_url="http://teacher.test/v1")
+    settings = Settings(
+        db=tmp_path / "distill.duckdb",
+        data_dir=tmp_path / "data",
+        teacher_url="http://teacher.test/v1",
+    )
     store = LoopStore(writer)
     for name, run_id, active in (("student-base", None, False), ("distill-r1", "r1", True)):
         adapter = _adapter(tmp_path / name) if run_id else None
-        await store.save_version(VersionRow(name, run_id, str(adapter) if adapter else None,
-                                            utcnow(), active, None, None, ("a", "b"), None))
+        await store.save_version(
+            VersionRow(
+                name,
+                run_id,
+                str(adapter) if adapter else None,
+                utcnow(),
+                active,
+                None,
+                None,
+                ("a", "b"),
+                None,
+            )
+        )
     http = httpx.AsyncClient(transport=vllm.transport())
     supervisor = SupervisorStub()
     state = SimpleNamespace(
-        settings=settings, writer=writer, supervisor=supervisor, student_http=http,
+        settings=settings,
+        writer=writer,
+        supervisor=supervisor,
+        student_http=http,
         active=ActiveStudent(StudentVersion(name="student-base")),
         pool=StudentPool(http, breaker_factory=lambda: CircuitBreaker(3, 1.0)),
     )
@@ -55,8 +72,11 @@ async def _scenario(tmp_path: Path, writer: LogWriter, vllm: FakeVLLM) -> None:
     await start_loop(app)
     try:
         current = state.active.current
-        assert (current.name, current.version, current.closed_set) == ("distill-r1", "r1",
-                                                                      ("a", "b"))
+        assert (current.name, current.version, current.closed_set) == (
+            "distill-r1",
+            "r1",
+            ("a", "b"),
+        )
         assert state.active.previous.version == "base"
         assert set(vllm.adapters) == {"distill-r1"}
         assert [body["lora_name"] for body in vllm.loads] == ["distill-r1"]

@@ -46,17 +46,22 @@ def test_the_trainer_gets_snapshot_config_and_serving_context(
     loop_proxy: LoopFactory, tmp_path: Path
 ) -> None:
     args_file = tmp_path / "args.json"
-    with loop_proxy(trainer=("--args-file", str(args_file)), train_epochs=1.0,
-                    student_base_model=None) as lh:
+    with loop_proxy(
+        trainer=("--args-file", str(args_file)), train_epochs=1.0, student_base_model=None
+    ) as lh:
         lh.traffic(4)
         run_id = lh.wait_run(lh.start_run(since="1d"))["id"]
         argv = json.loads(args_file.read_text())
-        value = {a: argv[i + 1] for i, a in enumerate(argv) if a.startswith("--")
-                 and i + 1 < len(argv)}
+        value = {
+            a: argv[i + 1] for i, a in enumerate(argv) if a.startswith("--") and i + 1 < len(argv)
+        }
         run_dir = Path(value["--run-dir"])
         assert run_dir.name == run_id and value["--run-id"] == run_id
-        snapshot = duckdb.connect().execute(
-            "SELECT count(*) FROM read_parquet(?)", [value["--snapshot"]]).fetchone()
+        snapshot = (
+            duckdb.connect()
+            .execute("SELECT count(*) FROM read_parquet(?)", [value["--snapshot"]])
+            .fetchone()
+        )
         assert snapshot == (4,)
         assert json.loads(Path(value["--config-json"]).read_text())["epochs"] == 1.0
         assert value["--eval-url"] == "http://student.test/v1"
@@ -122,8 +127,10 @@ def test_runs_left_running_by_a_dead_server_are_failed_at_startup(
 ) -> None:
     with duckdb.connect(str(tmp_path / "distill.duckdb")) as conn:
         migrate(conn)
-        conn.execute("INSERT INTO runs (id, created_at, status, trigger, pid) "
-                     "VALUES ('old-run', now()::TIMESTAMP, 'running', 'schedule', 999999)")
+        conn.execute(
+            "INSERT INTO runs (id, created_at, status, trigger, pid) "
+            "VALUES ('old-run', now()::TIMESTAMP, 'running', 'schedule', 999999)"
+        )
     with loop_proxy() as lh:
         run = lh.run("old-run")
         assert run["status"] == "failed"
@@ -161,7 +168,11 @@ def test_bad_config_override_is_a_400(loop_proxy: LoopFactory) -> None:
 def test_admin_endpoints_need_the_admin_key(loop_proxy: LoopFactory) -> None:
     with loop_proxy(admin_key="adm-secret", trainer_command=trainer_cmd()) as lh:
         assert lh.admin("GET", "/admin/runs").status_code == 401
-        assert lh.admin("POST", "/admin/rollback",
-                        headers={"authorization": "Bearer wrong"}).status_code == 403
+        assert (
+            lh.admin(
+                "POST", "/admin/rollback", headers={"authorization": "Bearer wrong"}
+            ).status_code
+            == 403
+        )
         ok = lh.admin("GET", "/admin/students", headers={"authorization": "Bearer adm-secret"})
         assert ok.status_code == 200 and ok.json()["current"]["version"] == "base"

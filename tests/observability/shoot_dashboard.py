@@ -22,8 +22,15 @@ from tests.fakes import FakeUpstream
 from tests.server_thread import running
 
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 READY = "window.distillDashboard && window.distillDashboard.status === 'ready'"
 
 
@@ -41,24 +48,30 @@ def shoot(db: Path, out: Path, since: str = "all") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "distill.duckdb"
         shutil.copy(db, copy)
-        settings = Settings(db=copy, data_dir=Path(tmp) / "data",
-                            student_url="http://student.invalid/v1", student_model="student",
-                            teacher_url="http://teacher.invalid/v1")
+        settings = Settings(
+            db=copy,
+            data_dir=Path(tmp) / "data",
+            student_url="http://student.invalid/v1",
+            student_model="student",
+            teacher_url="http://teacher.invalid/v1",
+        )
         fake = FakeUpstream()
         app = create_app(settings, Transports(fake.transport(), fake.transport()))
         with running(app) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1300},
-                                        device_scale_factor=1)
+                page = browser.new_page(
+                    viewport={"width": 1400, "height": 1300}, device_scale_factor=1
+                )
                 screenshot(page, f"{url}/dashboard?since={since}", out)
             finally:
                 browser.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("db", type=Path)
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/dashboard-db.png"))
     parser.add_argument("--since", default="all")

@@ -23,14 +23,17 @@ def test_stats_and_logs_need_the_admin_key(make_proxy: Callable[..., Any]) -> No
     with make_proxy(admin_key=ADMIN) as h:
         drive(h)
         assert httpx.get(f"{h.url}/admin/stats").status_code == 401
-        assert httpx.get(f"{h.url}/admin/stats", headers={"authorization": "Bearer nope"}
-                         ).status_code == 403
+        assert (
+            httpx.get(f"{h.url}/admin/stats", headers={"authorization": "Bearer nope"}).status_code
+            == 403
+        )
         stats = httpx.get(f"{h.url}/admin/stats?since=1h", headers=BEARER).json()
         assert stats["summary"]["requests"] == 5
         assert stats["summary"]["routes"] == {"student": 2, "teacher": 3}
         assert stats["summary"]["fallback_rate"] == pytest.approx(0.6)
         assert stats["summary"]["savings_pct"] == pytest.approx(
-            100 * stats["summary"]["savings_usd"] / stats["summary"]["counterfactual_cost_usd"])
+            100 * stats["summary"]["savings_usd"] / stats["summary"]["counterfactual_cost_usd"]
+        )
         assert stats["student_version"] == "base"
         assert {r["route"] for r in stats["latency"]} == {"student", "teacher"}
         bad = httpx.get(f"{h.url}/admin/stats?since=yesterday", headers=BEARER)
@@ -44,8 +47,11 @@ def test_logs_tail_and_cursor(make_proxy: Callable[..., Any]) -> None:
         assert len(rows) == 3
         assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
         first = rows[0]
-        after = httpx.get(f"{h.url}/admin/logs", headers=BEARER, params={
-            "n": 10, "after_ts": first["created_at"], "after_id": first["id"]}).json()["rows"]
+        after = httpx.get(
+            f"{h.url}/admin/logs",
+            headers=BEARER,
+            params={"n": 10, "after_ts": first["created_at"], "after_id": first["id"]},
+        ).json()["rows"]
         assert [r["id"] for r in after] == [r["id"] for r in rows[1:]]
         assert "request_json" not in rows[0]  # bodies stay out of the tail
 
@@ -73,8 +79,9 @@ def test_browser_login_exchanges_the_key_for_a_signed_cookie(
         ok = httpx.post(f"{h.url}/dashboard/login", data={"key": ADMIN})
         assert ok.status_code == 303
         set_cookie = ok.headers["set-cookie"]
-        assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace("Strict",
-                                                                                    "strict")
+        assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace(
+            "Strict", "strict"
+        )
         assert ADMIN not in set_cookie
         with httpx.Client(base_url=h.url, cookies={COOKIE: ok.cookies[COOKIE]}) as browser:
             assert "chart-cost" in browser.get("/dashboard").text
@@ -87,8 +94,9 @@ def test_browser_login_exchanges_the_key_for_a_signed_cookie(
         assert _wait_run_finished(h, run_id) == "failed"  # the fake trainer exits with 3
         forged = httpx.get(f"{h.url}/admin/stats", cookies={COOKIE: "9999999999.deadbeef"})
         assert forged.status_code == 401
-        back = httpx.post(f"{h.url}/dashboard/login",
-                          data={"key": ADMIN, "next": "/dashboard?since=7d"})
+        back = httpx.post(
+            f"{h.url}/dashboard/login", data={"key": ADMIN, "next": "/dashboard?since=7d"}
+        )
         assert back.headers["location"] == "/dashboard?since=7d"
         for evil in ("https://evil.example/", "//evil.example/dashboard", "/admin/stats"):
             away = httpx.post(f"{h.url}/dashboard/login", data={"key": ADMIN, "next": evil})
@@ -101,7 +109,8 @@ def _wait_run_finished(h: Any, run_id: str, timeout: float = 20.0) -> str:
     status = "missing"
     while time.monotonic() < deadline:
         rows = h.app.state.writer.read(
-            lambda cur: cur.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchall())
+            lambda cur: cur.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchall()
+        )
         status = rows[0][0] if rows else "missing"
         if status not in ("running", "missing"):
             return str(status)

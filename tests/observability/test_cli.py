@@ -33,8 +33,10 @@ def _use(monkeypatch: pytest.MonkeyPatch, url: str, db: Path, key: str | None = 
 
 
 def test_stats_and_logs_from_a_running_server(
-    make_proxy: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    make_proxy: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     with make_proxy(admin_key=ADMIN) as h:
         drive(h)
@@ -58,7 +60,8 @@ def test_stats_and_logs_from_a_running_server(
 
 
 def test_stats_and_logs_from_the_file_when_the_server_is_stopped(
-    make_proxy: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+    make_proxy: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with make_proxy(admin_key=ADMIN) as h:
@@ -74,7 +77,9 @@ def test_stats_and_logs_from_the_file_when_the_server_is_stopped(
 
 
 def test_no_server_and_no_file_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     _use(monkeypatch, f"http://127.0.0.1:{free_port()}", tmp_path / "none.duckdb")
     assert main(["stats"]) == 1
@@ -86,20 +91,40 @@ def test_logs_follow_prints_new_requests(make_proxy: Callable[..., Any], tmp_pat
     with make_proxy(admin_key=ADMIN) as h:
         h.client().chat.completions.create(model=MODEL, messages=QUESTION)
         h.flush()
-        env = {**os.environ, "DISTILL_SERVER_URL": h.url, "DISTILL_ADMIN_KEY": ADMIN,
-               "DISTILL_DB": str(tmp_path / "elsewhere.duckdb")}
+        env = {
+            **os.environ,
+            "DISTILL_SERVER_URL": h.url,
+            "DISTILL_ADMIN_KEY": ADMIN,
+            "DISTILL_DB": str(tmp_path / "elsewhere.duckdb"),
+        }
         env.pop("DISTILL_CONFIG", None)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "logs", "--follow", "--json", "-n", "5",
-             "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "proxy.cli",
+                "logs",
+                "--follow",
+                "--json",
+                "-n",
+                "5",
+                "--interval",
+                "0.1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert proc.stdout is not None
             first = json.loads(proc.stdout.readline())
             assert first["route"] == "student"
             h.client().chat.completions.create(
-                model=MODEL, messages=QUESTION, extra_headers={"x-distill-route": "teacher",
-                                                               "x-request-id": "follow-me"})
+                model=MODEL,
+                messages=QUESTION,
+                extra_headers={"x-distill-route": "teacher", "x-request-id": "follow-me"},
+            )
             h.flush()
             deadline = time.monotonic() + 15
             line = proc.stdout.readline()

@@ -13,11 +13,19 @@ from proxy.observability.prices import PriceBook
 from proxy.settings import Settings, TokenPrice
 
 # gpt-4o: $2.50 in / $10.00 out; student: $0.05 per 1M tokens (defaults).
-STUDENT = {"student_prompt_tokens": 20, "student_completion_tokens": 5,
-           "student_text": "Paris", "student_latency_ms": 10.0}
-TEACHER = {"teacher_prompt_tokens": 22, "teacher_completion_tokens": 8,
-           "teacher_text": "The capital is Paris.", "teacher_latency_ms": 50.0,
-           "teacher_model": "gpt-4o"}
+STUDENT = {
+    "student_prompt_tokens": 20,
+    "student_completion_tokens": 5,
+    "student_text": "Paris",
+    "student_latency_ms": 10.0,
+}
+TEACHER = {
+    "teacher_prompt_tokens": 22,
+    "teacher_completion_tokens": 8,
+    "teacher_text": "The capital is Paris.",
+    "teacher_latency_ms": 50.0,
+    "teacher_model": "gpt-4o",
+}
 
 
 def model(**overrides: Any) -> CostModel:
@@ -46,17 +54,24 @@ def test_fallback_pays_both_and_counterfactual_is_the_teacher_call() -> None:
 
 
 def test_shadow_call_is_real_spend_and_counterfactual_uses_served_length() -> None:
-    costs = model().price(row(route="student", reason="confident", shadow=True,
-                              **STUDENT, **TEACHER))
+    costs = model().price(
+        row(route="student", reason="confident", shadow=True, **STUDENT, **TEACHER)
+    )
     assert costs.actual_usd == pytest.approx(1.25e-6 + 1.35e-4)
     # Teacher's prompt count, the served (student) answer's length.
     assert costs.counterfactual_usd == pytest.approx(22 * 2.5e-6 + 5 * 10e-6)
 
 
 def test_broken_teacher_stream_without_usage_is_estimated_not_free() -> None:
-    record = row(route="teacher", reason="forced", status_code=502, teacher_model="gpt-4o",
-                 teacher_text="abcdefgh", teacher_latency_ms=30.0,
-                 request_json={"messages": [{"role": "user", "content": "x" * 40}]})
+    record = row(
+        route="teacher",
+        reason="forced",
+        status_code=502,
+        teacher_model="gpt-4o",
+        teacher_text="abcdefgh",
+        teacher_latency_ms=30.0,
+        request_json={"messages": [{"role": "user", "content": "x" * 40}]},
+    )
     costs = model().price(record)
     # prompt: 40 chars / 4 + 3 per message = 13 tokens; completion: 8 chars / 4 = 2 tokens.
     assert costs.teacher_usd == pytest.approx(13 * 2.5e-6 + 2 * 10e-6)
@@ -103,16 +118,19 @@ def test_counterfactual_model_falls_back_to_configured_teacher_then_requested() 
     assert unknown.counterfactual_usd == pytest.approx(1e-4)
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("gpt-4o", (2.5, 10.0)),
-    ("gpt-4o-2024-08-06", (2.5, 10.0)),
-    ("gpt-4o-mini-2024-07-18", (0.15, 0.6)),
-    ("GPT-4.1-nano", (0.1, 0.4)),
-    ("o3-mini", (1.1, 4.4)),
-    ("gpt-3.5-turbo-0125", (0.5, 1.5)),
-    ("llama-70b", (2.5, 10.0)),
-    (None, (2.5, 10.0)),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gpt-4o", (2.5, 10.0)),
+        ("gpt-4o-2024-08-06", (2.5, 10.0)),
+        ("gpt-4o-mini-2024-07-18", (0.15, 0.6)),
+        ("GPT-4.1-nano", (0.1, 0.4)),
+        ("o3-mini", (1.1, 4.4)),
+        ("gpt-3.5-turbo-0125", (0.5, 1.5)),
+        ("llama-70b", (2.5, 10.0)),
+        (None, (2.5, 10.0)),
+    ],
+)
 def test_price_lookup(name: str | None, expected: tuple[float, float]) -> None:
     price = PriceBook.from_settings(Settings()).price(name)
     assert (price.input, price.output) == pytest.approx(expected)
@@ -120,8 +138,10 @@ def test_price_lookup(name: str | None, expected: tuple[float, float]) -> None:
 
 def test_prices_overridable_from_toml_and_env(tmp_path: Path, monkeypatch: Any) -> None:
     config = tmp_path / "distill.toml"
-    config.write_text('[teacher_prices."gpt-4o"]\ninput = 5.0\noutput = 15.0\n'
-                      '[teacher_default_price]\ninput = 1.0\noutput = 2.0\n')
+    config.write_text(
+        '[teacher_prices."gpt-4o"]\ninput = 5.0\noutput = 15.0\n'
+        "[teacher_default_price]\ninput = 1.0\noutput = 2.0\n"
+    )
     monkeypatch.setenv("DISTILL_CONFIG", str(config))
     book = PriceBook.from_settings(Settings())
     assert book.price("gpt-4o") == TokenPrice(input=5.0, output=15.0)

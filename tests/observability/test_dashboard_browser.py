@@ -31,10 +31,16 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 FAILING_TRAINER = f"{sys.executable} -c 'import sys; sys.exit(3)'"
 MODEL = "gpt-4.1"  # $2 / $8 per 1M tokens: a teacher worth distilling away from
-CHART_IDS = ("chart-cost", "chart-fallback", "chart-agreement", "chart-latency",
-             "chart-confidence")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHART_IDS = ("chart-cost", "chart-fallback", "chart-agreement", "chart-latency", "chart-confidence")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # Per chart: data points drawn, and saturated (non-grey) pixels inside the plot area, so
 # axes, grid lines and tick labels alone do not count as "rendered".
@@ -111,21 +117,33 @@ def test_dashboard_renders_real_data_and_starts_a_run(
 ) -> None:
     student = FakeUpstream(default_text="Paris")
     teacher = FakeUpstream(default_text="Paris")
-    with make_proxy(student=student, teacher=teacher, admin_key=ADMIN, shadow_rate=0.5,
-                    trainer_command=FAILING_TRAINER) as h:
+    with make_proxy(
+        student=student,
+        teacher=teacher,
+        admin_key=ADMIN,
+        shadow_rate=0.5,
+        trainer_command=FAILING_TRAINER,
+    ) as h:
         _drive_two_versions(h)
         page = browser.new_page(viewport={"width": 1400, "height": 1300}, device_scale_factor=1)
         outside: list[str] = []
-        page.on("request", lambda r: outside.append(r.url)
-                if not r.url.startswith(h.url) and not r.url.startswith("data:") else None)
+        page.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if not r.url.startswith(h.url) and not r.url.startswith("data:")
+                else None
+            ),
+        )
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
 
         page.goto(f"{h.url}/dashboard?since=all")
         page.fill("#key", ADMIN)
         page.click("button[type=submit]")
-        page.wait_for_function("window.distillDashboard && window.distillDashboard.status "
-                               "=== 'ready'", timeout=15000)
+        page.wait_for_function(
+            "window.distillDashboard && window.distillDashboard.status === 'ready'", timeout=15000
+        )
         assert page.text_content("#k-requests") == "48"
         assert page.text_content("#version") == "v1-20250101"
         assert page.input_value("#since") == "all"  # the login kept the window asked for
@@ -136,7 +154,8 @@ def test_dashboard_renders_real_data_and_starts_a_run(
             assert probe["coloured"] > 100, probe
         markers = page.evaluate(
             "window.distillDashboard.charts['chart-fallback'].options.plugins.markers.lines"
-            ".map((m) => m.label)")
+            ".map((m) => m.label)"
+        )
         assert markers == ["base", "v1-20250101"]
 
         with page.expect_response(lambda r: r.url.endswith("/dashboard/api/runs")) as answer:
@@ -144,13 +163,14 @@ def test_dashboard_renders_real_data_and_starts_a_run(
         assert answer.value.status == 202, answer.value.text()
         run_id = answer.value.json()["id"]
         page.wait_for_function(
-            f"document.querySelector('#runs-body').textContent.includes('{run_id}')",
-            timeout=15000)
+            f"document.querySelector('#runs-body').textContent.includes('{run_id}')", timeout=15000
+        )
         # Wait for the fake trainer to fail, so the table shows an outcome and its reason.
         assert _reload_until_failed(page, h, run_id), "the fake trainer's run never ended"
         page.wait_for_function(
             "document.querySelector('#runs-body').textContent.includes('exit code 3')",
-            timeout=15000)
+            timeout=15000,
+        )
 
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
@@ -165,8 +185,9 @@ def test_dashboard_renders_real_data_and_starts_a_run(
 def _reload_until_failed(page: Any, h: ProxyHarness, run_id: str, timeout: float = 20) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = h.app.state.writer.read(lambda cur: cur.execute(
-            "SELECT status FROM runs WHERE id = ?", [run_id]).fetchall())
+        rows = h.app.state.writer.read(
+            lambda cur: cur.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchall()
+        )
         if rows and rows[0][0] == "failed":
             page.click("#refresh")
             return True

@@ -53,8 +53,10 @@ def test_metrics_move_with_traffic(make_proxy: Callable[..., Any]) -> None:
     assert value(after, "distill_request_latency_seconds_count", route="student") == 2
     assert value(after, "distill_ttfb_seconds_count", route="student") == 1  # the streamed one
     assert value(after, "distill_ttfb_seconds_count", route="teacher") == 1
-    assert value(after, "distill_upstream_retries_total", upstream="teacher",
-                 kind="retryable_status") == 1
+    assert (
+        value(after, "distill_upstream_retries_total", upstream="teacher", kind="retryable_status")
+        == 1
+    )
     # 2 student answers, 1 rejected student answer ("Maybe Lyon": 22 tokens), 3 teacher calls.
     cost = 2 * STUDENT_COST + 22 * 0.05e-6 + 3 * TEACHER_COST
     assert value(after, "distill_cost_usd_total") == pytest.approx(cost)
@@ -73,10 +75,11 @@ def _documented_metrics_exist(url: str) -> None:
         exposed |= {family.name, f"{family.name}_total"}
     # Runs metrics appear once the runs table is readable; they are checked separately.
     exposed |= {"distill_runs_total", "distill_runs_active"}
-    for doc in (ROOT / "docs" / "metrics.md", ROOT / "deploy" / "grafana" /
-                "distill-dashboard.json"):
-        names = set(re.findall(r"\b(distill_[a-z_]+?)(?:_bucket|_count|_sum)?\b",
-                               doc.read_text()))
+    for doc in (
+        ROOT / "docs" / "metrics.md",
+        ROOT / "deploy" / "grafana" / "distill-dashboard.json",
+    ):
+        names = set(re.findall(r"\b(distill_[a-z_]+?)(?:_bucket|_count|_sum)?\b", doc.read_text()))
         missing = {n for n in names if n not in exposed and not n.endswith("_")}
         assert not missing, f"{doc.name} names metrics that are not exposed: {missing}"
 
@@ -85,8 +88,10 @@ def test_streamed_requests_are_priced_not_free(make_proxy: Callable[..., Any]) -
     with make_proxy() as h:
         drive(h)
         rows = h.rows("stream")
-    assert {(r["route"], r["reason"]) for r in rows} == {("student", "confident"),
-                                                          ("teacher", "forced")}
+    assert {(r["route"], r["reason"]) for r in rows} == {
+        ("student", "confident"),
+        ("teacher", "forced"),
+    }
     for r in rows:
         assert r["cost_usd"] > 0 and r["counterfactual_cost_usd"] > 0
         expected = STUDENT_COST if r["route"] == "student" else TEACHER_COST
@@ -96,19 +101,26 @@ def test_streamed_requests_are_priced_not_free(make_proxy: Callable[..., Any]) -
 def test_each_app_counts_only_its_own_traffic(make_proxy: Callable[..., Any]) -> None:
     with make_proxy() as first:
         first.client().chat.completions.create(model=MODEL, messages=QUESTION)
-        assert value(scrape(first.url), "distill_requests_total", route="student",
-                     reason="confident") == 1
+        assert (
+            value(scrape(first.url), "distill_requests_total", route="student", reason="confident")
+            == 1
+        )
     with make_proxy() as second:
-        assert value(scrape(second.url), "distill_requests_total", route="student",
-                     reason="confident") == 0
+        assert (
+            value(scrape(second.url), "distill_requests_total", route="student", reason="confident")
+            == 0
+        )
 
 
 def test_runs_by_outcome_come_from_the_runs_table(make_proxy: Callable[..., Any]) -> None:
     with make_proxy() as h:
         writer = h.app.state.writer
         for i, status in enumerate(["promoted", "rejected", "rejected", "running"]):
-            writer.execute("INSERT INTO runs (id, created_at, status, trigger) "
-                           "VALUES (?, now()::TIMESTAMP, ?, 'manual')", [f"r{i}", status]).result()
+            writer.execute(
+                "INSERT INTO runs (id, created_at, status, trigger) "
+                "VALUES (?, now()::TIMESTAMP, ?, 'manual')",
+                [f"r{i}", status],
+            ).result()
         samples = scrape(h.url)
     assert value(samples, "distill_runs_total", status="promoted") == 1
     assert value(samples, "distill_runs_total", status="rejected") == 2

@@ -11,9 +11,17 @@ from proxy.observability.window import bucket_for, parse_duration, parse_since
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800), ("2w", 1209600), ("1.5h", 5400),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("24h", 86400),
+        ("7d", 604800),
+        ("2w", 1209600),
+        ("1.5h", 5400),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
 

@@ -30,7 +30,9 @@ def drive(h: ProxyHarness, rounds: int = 1) -> dict[str, int]:
         h.student.script.append(unsure_student)
         client.chat.completions.create(model=MODEL, messages=QUESTION)
         stream = client.chat.completions.create(
-            model=MODEL, messages=QUESTION, stream=True,
+            model=MODEL,
+            messages=QUESTION,
+            stream=True,
             extra_headers={"x-distill-route": "teacher"},
         )
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)

@@ -194,6 +194,21 @@ def test_failing_student_opens_the_breaker(make_proxy: Any) -> None:
         assert ready.status_code == 503 and "breaker" in ready.json()["reasons"][0]
 
 
+def test_forced_student_passes_an_open_breaker_and_closes_it(make_proxy: Any) -> None:
+    student = FakeUpstream(script=[fail_connect] * 3, default_text="Paris", logprob=-0.01)
+    with make_proxy(student=student, breaker_failures=3, breaker_cooldown=60) as h:
+        for _ in range(3):
+            create(h.client())
+        assert create(h.client()).headers["x-distill-reason"] == "student_down"
+        # The client named the student: it is asked despite the open breaker...
+        forced = create(h.client(), extra_headers={"x-distill-route": "student"})
+        assert forced.headers["x-distill-route"] == "student"
+        assert forced.parse().choices[0].message.content == "Paris"
+        # ...and its success closes the breaker for automatic traffic too.
+        assert create(h.client()).headers["x-distill-route"] == "student"
+        assert len(h.student.requests) == 5
+
+
 def test_no_teacher_serves_student_marked_degraded(make_proxy: Any) -> None:
     with make_proxy(
         student=FakeUpstream(default_text="Lyon?", logprob=-3.0),

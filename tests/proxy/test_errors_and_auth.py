@@ -17,8 +17,10 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 def post(url: str, content: bytes, **headers: str) -> httpx.Response:
     return httpx.post(
-        f"{url}/v1/chat/completions", content=content,
-        headers={"content-type": "application/json", **headers}, timeout=10,
+        f"{url}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json", **headers},
+        timeout=10,
     )
 
 
@@ -40,8 +42,10 @@ def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
         (b'{"model": "m", "messages": []}', "messages"),
         (b'{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}', "messages.0.role"),
         (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 100000}', "n"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
-         "max_tokens"),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+            "max_tokens",
+        ),
         (b'{"model": 5, "messages": [{"role": "user", "content": "x"}]}', "model"),
         (b"[" * 5000 + b"]" * 5000, None),
     ],
@@ -71,8 +75,9 @@ def test_keys_are_required_and_checked(make_proxy: Any) -> None:
     with make_proxy(api_keys="client-key-1,client-key-2", admin_key="admin-key") as h:
         with pytest.raises(openai.AuthenticationError):
             h.client(api_key="wrong").chat.completions.create(model="m", messages=MESSAGES)
-        missing = httpx.post(f"{h.url}/v1/chat/completions", json={"model": "m",
-                                                                   "messages": MESSAGES})
+        missing = httpx.post(
+            f"{h.url}/v1/chat/completions", json={"model": "m", "messages": MESSAGES}
+        )
         assert assert_envelope(missing, 401)["code"] == "missing_api_key"
         ok = h.client(api_key="client-key-2").chat.completions.create(model="m", messages=MESSAGES)
         assert ok.choices

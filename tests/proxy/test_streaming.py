@@ -62,7 +62,7 @@ def test_stream_ends_with_done_on_both_routes(make_proxy: Any) -> None:
             assert events[-1] == b"data: [DONE]"
             first = orjson.loads(events[0].removeprefix(b"data: "))
             assert first["object"] == "chat.completion.chunk", route
-            assert all(b"logprobs\":{" not in e for e in events)
+            assert all(b'logprobs":{' not in e for e in events)
 
 
 def test_teacher_stream_cut_ends_with_error_event_then_done(make_proxy: Any) -> None:

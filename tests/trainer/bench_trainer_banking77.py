@@ -42,17 +42,24 @@ def teacher_rows(n: int, top_k: int) -> list[dict[str, Any]]:
     for i, example in enumerate(queries):
         messages = build_messages(example.text, labels)
         completion, _ = teacher.complete(
-            {"messages": messages, "logprobs": True, "top_logprobs": top_k})
+            {"messages": messages, "logprobs": True, "top_logprobs": top_k}
+        )
         choice = completion.choices[0]
-        rows.append(build_row(
-            i, answer=choice.text, system=messages[0]["content"], question=example.text,
-            teacher_logprobs_json=json.dumps(choice.logprobs),
-        ))
+        rows.append(
+            build_row(
+                i,
+                answer=choice.text,
+                system=messages[0]["content"],
+                question=example.text,
+                teacher_logprobs_json=json.dumps(choice.logprobs),
+            )
+        )
     return rows
 
 
-def extra_evals(report: dict[str, Any], model: str, cfg: TrainConfig,
-                snapshot: Path) -> dict[str, Any]:
+def extra_evals(
+    report: dict[str, Any], model: str, cfg: TrainConfig, snapshot: Path
+) -> dict[str, Any]:
     """Candidate without the choice constraint, base with it (same eval rows)."""
     from trainer.backends import HFBackend
     from trainer.compare import served_as_of
@@ -64,11 +71,15 @@ def extra_evals(report: dict[str, Any], model: str, cfg: TrainConfig,
     max_new = max_new_tokens_for([r.completion for r in rows], cfg.eval_max_new_tokens)
     served = served_as_of(Path(report["adapter_path"]))
     out = {}
-    cand = evaluate_model(HFBackend(model, Path(report["adapter_path"])), rows,
-                          ServedAs(served.prompt_prefix, None), max_new, 5)
+    cand = evaluate_model(
+        HFBackend(model, Path(report["adapter_path"])),
+        rows,
+        ServedAs(served.prompt_prefix, None),
+        max_new,
+        5,
+    )
     out["candidate_without_closed_set"] = cand["agreement"]
-    base = evaluate_model(HFBackend(model), rows, ServedAs(None, selection.closed_set),
-                          max_new, 5)
+    base = evaluate_model(HFBackend(model), rows, ServedAs(None, selection.closed_set), max_new, 5)
     out["base_with_closed_set"] = base["agreement"]
     return out
 
@@ -90,26 +101,39 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     snapshot = write_snapshot(args.out / "snapshot.parquet", teacher_rows(args.rows, 5))
-    cfg = TrainConfig(epochs=args.epochs, kd_alpha=args.kd_alpha,
-                      kd_temperature=args.kd_temperature, prune_prompt=args.prune,
-                      eval_fraction=0.1, eval_max_rows=args.eval_rows, batch_size=8,
-                      max_seq_len=2048)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        kd_alpha=args.kd_alpha,
+        kd_temperature=args.kd_temperature,
+        prune_prompt=args.prune,
+        eval_fraction=0.1,
+        eval_max_rows=args.eval_rows,
+        batch_size=8,
+        max_seq_len=2048,
+    )
     started = time.monotonic()
     report = run_distillation(snapshot, args.out / "run", cfg, args.model)
     total = time.monotonic() - started
     tr, ev = report["training"], report["evaluation"]
     summary = {
-        "rows": args.rows, "train_rows": report["dataset"]["train_rows"],
-        "eval_rows": ev["eval_rows"], "epochs": args.epochs, "kd_alpha": args.kd_alpha,
+        "rows": args.rows,
+        "train_rows": report["dataset"]["train_rows"],
+        "eval_rows": ev["eval_rows"],
+        "epochs": args.epochs,
+        "kd_alpha": args.kd_alpha,
         "kd_temperature": args.kd_temperature,
-        "pruned": args.prune, "steps": tr["steps"], "train_seconds": tr["train_seconds"],
+        "pruned": args.prune,
+        "steps": tr["steps"],
+        "train_seconds": tr["train_seconds"],
         "seconds_per_100_rows_per_epoch": round(tr["seconds_per_100_rows"] / args.epochs, 1),
-        "loss_first": tr["loss_first"], "loss_last": tr["loss_last"],
+        "loss_first": tr["loss_first"],
+        "loss_last": tr["loss_last"],
         "soft_labels": tr["soft_labels"] if tr["kd_active"] else None,
         "candidate_agreement": ev["candidate"]["agreement"],
-        "base_agreement": ev["base"]["agreement"],
+        "base_agreement": ev["base"]["agreement"] if ev["base"] else None,
         "candidate_coverage_sequence_prob": ev["candidate"]["coverage"]["sequence_prob"],
-        "eval_seconds": report["durations"]["evaluate"], "total_seconds": round(total, 1),
+        "eval_seconds": report["durations"]["evaluate"],
+        "total_seconds": round(total, 1),
     }
     if args.extra:
         summary.update(extra_evals(report, args.model, cfg, snapshot))

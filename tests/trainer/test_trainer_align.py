@@ -21,8 +21,11 @@ def teacher_like_student(tok: Any, text: str, alternatives: int = 2) -> list[dic
     for token_id in tok.encode(text, add_special_tokens=False):
         token = tok.decode([token_id])
         top = [{"token": token, "logprob": -0.1}]
-        top += [{"token": alt, "logprob": -3.0 - k}
-                for k, alt in enumerate([" the", " a", " and"][:alternatives]) if alt != token]
+        top += [
+            {"token": alt, "logprob": -3.0 - k}
+            for k, alt in enumerate([" the", " a", " and"][:alternatives])
+            if alt != token
+        ]
         content.append({"token": token, "logprob": -0.1, "top_logprobs": top})
     return content
 
@@ -39,7 +42,7 @@ def test_identical_tokenisation_aligns_every_teacher_position(smol_tokenizer: An
         assert ids[pos] in cands
     # The end-of-turn tokens of the chat template have no teacher counterpart.
     assert len(ids) > len(teacher)
-    assert smol_tokenizer.decode(ids[len(teacher):]).startswith("<|im_end|>")
+    assert smol_tokenizer.decode(ids[len(teacher) :]).startswith("<|im_end|>")
 
 
 def test_merged_and_split_tokens_are_skipped_as_boundary(smol_tokenizer: Any) -> None:
@@ -48,8 +51,10 @@ def test_merged_and_split_tokens_are_skipped_as_boundary(smol_tokenizer: Any) ->
     # Teacher merges " capital of" into one token and splits " Paris" into " Par" + "is".
     pieces = ["The", " capital of", " France", " is", " Par", "is", "."]
     assert "".join(pieces) == text
-    teacher = [{"token": p, "logprob": -0.1, "top_logprobs": [{"token": p, "logprob": -0.1}]}
-               for p in pieces]
+    teacher = [
+        {"token": p, "logprob": -0.1, "top_logprobs": [{"token": p, "logprob": -0.1}]}
+        for p in pieces
+    ]
     targets = align_soft_labels(TokenMapper(smol_tokenizer), smol_tokenizer, ids, text, teacher)
     used_text = [smol_tokenizer.decode([ids[p]]) for p in targets.positions]
     assert used_text == ["The", " France", " is", "."]
@@ -124,8 +129,10 @@ def test_student_byte_pieces_never_align(smol_tokenizer: Any) -> None:
     text = "日本語の"
     ids = completion_ids(smol_tokenizer, text)
     # The student spells 日 and 語 with two byte-level tokens each, 本 and の with one.
-    teacher = [{"token": ch, "logprob": -0.1, "top_logprobs": [{"token": ch, "logprob": -0.1}]}
-               for ch in text]
+    teacher = [
+        {"token": ch, "logprob": -0.1, "top_logprobs": [{"token": ch, "logprob": -0.1}]}
+        for ch in text
+    ]
     targets = align_soft_labels(TokenMapper(smol_tokenizer), smol_tokenizer, ids, text, teacher)
     used = [smol_tokenizer.decode([ids[p]]) for p in targets.positions]
     assert used == ["本", "の"]

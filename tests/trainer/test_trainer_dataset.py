@@ -13,9 +13,11 @@ from tests.trainer.trainer_rows import T0, RowFactory, SnapshotWriter, build_row
 from trainer.config import TrainConfig
 from trainer.dataset import NotEnoughData, is_eval, parse_since, select_dataset
 
-LABELS_PROMPT = "Classify the banking query into one of these intents: " + ", ".join(
-    f"intent_{k}" for k in range(40)
-) + ". Answer with the label only."
+LABELS_PROMPT = (
+    "Classify the banking query into one of these intents: "
+    + ", ".join(f"intent_{k}" for k in range(40))
+    + ". Answer with the label only."
+)
 
 
 def cfg(**kw: object) -> TrainConfig:
@@ -30,14 +32,26 @@ def ids(rows: list) -> set[str]:
 
 def test_light_modules_do_not_import_torch() -> None:
     # The proxy imports these; torch/transformers must stay out of its process.
-    modules = ["trainer.config", "trainer.dataset", "trainer.agreement", "trainer.task",
-               "trainer.evaluate", "trainer.compare", "trainer.backends", "trainer.run",
-               "trainer.cli", "trainer.align", "trainer.chat", "trainer.runfiles"]
-    code = (f"import sys, {', '.join(modules)}; "
-            "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules]; "
-            "sys.exit(str(heavy) if heavy else 0)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    modules = [
+        "trainer.config",
+        "trainer.dataset",
+        "trainer.agreement",
+        "trainer.task",
+        "trainer.evaluate",
+        "trainer.compare",
+        "trainer.backends",
+        "trainer.run",
+        "trainer.cli",
+        "trainer.align",
+        "trainer.chat",
+        "trainer.runfiles",
+    ]
+    code = (
+        f"import sys, {', '.join(modules)}; "
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules]; "
+        "sys.exit(str(heavy) if heavy else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr or done.stdout
 
 
@@ -64,10 +78,32 @@ def test_keeps_successful_teacher_answers_and_counts(snapshot: SnapshotWriter) -
         ({"teacher_finish_reason": "content_filter"}, "finish_reason"),
         ({"teacher_text": "I'm sorry, but I can't help with that."}, "refusal"),
         ({"teacher_text": "I cannot assist with this request."}, "refusal"),
-        ({"request_json": json.dumps({"messages": [{"role": "user", "content": "x"}],
-                                      "tools": [{"type": "function"}]})}, "unsupported_request"),
-        ({"request_json": json.dumps({"messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:"}}]}]})}, "unsupported_request"),
+        (
+            {
+                "request_json": json.dumps(
+                    {
+                        "messages": [{"role": "user", "content": "x"}],
+                        "tools": [{"type": "function"}],
+                    }
+                )
+            },
+            "unsupported_request",
+        ),
+        (
+            {
+                "request_json": json.dumps(
+                    {
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": [{"type": "image_url", "image_url": {"url": "data:"}}],
+                            }
+                        ]
+                    }
+                )
+            },
+            "unsupported_request",
+        ),
         ({"request_json": json.dumps({"prompt": "legacy completions"})}, "unsupported_request"),
     ],
 )
@@ -106,8 +142,9 @@ def test_refusal_patterns_are_configurable(snapshot: SnapshotWriter) -> None:
 def test_dedup_keeps_newest(snapshot: SnapshotWriter) -> None:
     rows = [build_row(i) for i in range(10)]
     old = build_row(100, question="same prompt", answer="old answer", created_at=T0)
-    new = build_row(101, question="same prompt", answer="new answer",
-                    created_at=T0 + timedelta(days=3))
+    new = build_row(
+        101, question="same prompt", answer="new answer", created_at=T0 + timedelta(days=3)
+    )
     sel = select_dataset(snapshot([old, *rows, new]), cfg())
     kept = [r for r in sel.train + sel.eval if r.prompt_hash == old["prompt_hash"]]
     assert [r.completion for r in kept] == ["new answer"]
@@ -119,8 +156,9 @@ def test_dedup_prefers_a_valid_older_answer_over_a_rejected_newer(
 ) -> None:
     rows = [build_row(i) for i in range(10)]
     old = build_row(100, question="same prompt", answer="good", created_at=T0)
-    new = build_row(101, question="same prompt", answer="x", store=False,
-                    created_at=T0 + timedelta(days=3))
+    new = build_row(
+        101, question="same prompt", answer="x", store=False, created_at=T0 + timedelta(days=3)
+    )
     sel = select_dataset(snapshot([old, *rows, new]), cfg())
     assert [r.completion for r in sel.train + sel.eval if r.id == "req-00100"] == ["good"]
 
@@ -129,8 +167,10 @@ def test_split_is_a_function_of_the_prompt_hash(snapshot: SnapshotWriter) -> Non
     first = [build_row(i) for i in range(60)]
     sel1 = select_dataset(snapshot(first), cfg())
     # New traffic arrives and the answers of old prompts are refreshed: nothing moves.
-    refreshed = [build_row(i, id=f"new-{i}", created_at=T0 + timedelta(days=9, minutes=i))
-                 for i in range(0, 60, 3)]
+    refreshed = [
+        build_row(i, id=f"new-{i}", created_at=T0 + timedelta(days=9, minutes=i))
+        for i in range(0, 60, 3)
+    ]
     more = [build_row(i) for i in range(60, 200)]
     sel2 = select_dataset(snapshot(first + refreshed + more), cfg())
     train1 = {r.prompt_hash for r in sel1.train}
@@ -251,8 +291,7 @@ def test_closed_set_detected(snapshot: SnapshotWriter) -> None:
 def test_free_text_is_not_a_closed_set(snapshot: SnapshotWriter) -> None:
     rows = [build_row(i) for i in range(30)]  # 30 distinct short answers
     assert select_dataset(snapshot(rows), cfg()).closed_set is None
-    prose = [build_row(i, answer="a long answer " * 5 + ("x" if i % 2 else "y"))
-             for i in range(30)]
+    prose = [build_row(i, answer="a long answer " * 5 + ("x" if i % 2 else "y")) for i in range(30)]
     assert select_dataset(snapshot(prose), cfg()).closed_set is None
 
 
@@ -292,8 +331,12 @@ def test_config_validation() -> None:
 def test_config_from_settings() -> None:
     from proxy.settings import Settings
 
-    s = Settings(train_finish_reasons="stop, length", train_kd_alpha=0.0, train_min_rows=7,
-                 train_refusal_patterns=["^no"])
+    s = Settings(
+        train_finish_reasons="stop, length",
+        train_kd_alpha=0.0,
+        train_min_rows=7,
+        train_refusal_patterns=["^no"],
+    )
     c = TrainConfig.from_settings(s, epochs=1.0)
     assert c.finish_reasons == ("stop", "length") and c.kd_alpha == 0.0 and c.min_rows == 7
     assert c.refusal_patterns == ("^no",) and c.epochs == 1.0

@@ -32,13 +32,22 @@ def row(i: int, reference: str, system: str | None = SYSTEM) -> TrainRow:
     messages: list[dict[str, Any]] = [{"role": "user", "content": f"query {i}"}]
     if system:
         messages.insert(0, {"role": "system", "content": system})
-    return TrainRow(id=f"r{i}", prompt_hash=f"h{i}", created_at=None, messages=tuple(messages),
-                    completion=reference, teacher_logprobs=None, shadow=False)
+    return TrainRow(
+        id=f"r{i}",
+        prompt_hash=f"h{i}",
+        created_at=None,
+        messages=tuple(messages),
+        completion=reference,
+        teacher_logprobs=None,
+        shadow=False,
+    )
 
 
 def content(*logprobs: float) -> list[dict[str, Any]]:
-    return [{"token": f"t{k}", "logprob": lp, "top_logprobs": [{"token": f"t{k}", "logprob": lp}]}
-            for k, lp in enumerate(logprobs)]
+    return [
+        {"token": f"t{k}", "logprob": lp, "top_logprobs": [{"token": f"t{k}", "logprob": lp}]}
+        for k, lp in enumerate(logprobs)
+    ]
 
 
 class FakeBackend:
@@ -49,8 +58,13 @@ class FakeBackend:
         self.seen: list[list[dict[str, Any]]] = []
         self.closed_set: list[str] | None = None
 
-    def generate(self, conversations: Sequence[list[dict[str, Any]]], max_new_tokens: int,
-                 top_logprobs: int, closed_set: list[str] | None) -> list[Generation]:
+    def generate(
+        self,
+        conversations: Sequence[list[dict[str, Any]]],
+        max_new_tokens: int,
+        top_logprobs: int,
+        closed_set: list[str] | None,
+    ) -> list[Generation]:
         self.seen = [list(c) for c in conversations]
         self.closed_set = closed_set
         return self.answers[: len(conversations)]
@@ -90,11 +104,13 @@ def test_coverage_table_trades_coverage_for_agreement() -> None:
 def test_evaluate_model_serves_like_the_proxy() -> None:
     rows = [row(1, "card_arrival"), row(2, "lost_or_stolen_card"), row(3, "card_arrival")]
     prefix = PromptPrefix(SYSTEM, sha256_text(SYSTEM), 1.0, pruned=True)
-    backend = FakeBackend([
-        Generation("card_arrival", content(-0.1, -0.2)),
-        Generation("card_arrival", content(-2.0)),
-        Generation("", []),
-    ])
+    backend = FakeBackend(
+        [
+            Generation("card_arrival", content(-0.1, -0.2)),
+            Generation("card_arrival", content(-2.0)),
+            Generation("", []),
+        ]
+    )
     labels = ["card_arrival", "lost_or_stolen_card"]
     summary = evaluate_model(backend, rows, ServedAs(prefix, labels), 16, 5)
     assert all(c[0]["role"] == "user" for c in backend.seen)  # pruned prompt stripped
@@ -122,8 +138,10 @@ def test_max_new_tokens_follows_references() -> None:
 def test_served_as_reads_adapter_metadata(tmp_path: Path) -> None:
     assert served_as_of(None) == ServedAs()
     assert served_as_of(tmp_path) == ServedAs()
-    meta = {"closed_set": ["a", "b"], "prompt_prefix": {"text": SYSTEM, "sha256": "s",
-                                                        "share": 1.0, "pruned": True}}
+    meta = {
+        "closed_set": ["a", "b"],
+        "prompt_prefix": {"text": SYSTEM, "sha256": "s", "share": 1.0, "pruned": True},
+    }
     (tmp_path / ADAPTER_METADATA).write_text(json.dumps(meta))
     served = served_as_of(tmp_path)
     assert served.closed_set == ["a", "b"]
@@ -131,8 +149,15 @@ def test_served_as_reads_adapter_metadata(tmp_path: Path) -> None:
 
 
 def _completion(text: str, logprobs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"choices": [{"message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop", "logprobs": {"content": logprobs}}]}
+    return {
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": {"content": logprobs},
+            }
+        ]
+    }
 
 
 def test_openai_backend_request_and_choice_fallback() -> None:
@@ -159,8 +184,9 @@ def test_openai_backend_request_and_choice_fallback() -> None:
 
 
 def test_openai_backend_errors_are_backend_errors() -> None:
-    client = httpx.Client(transport=httpx.MockTransport(
-        lambda r: httpx.Response(503, text="overloaded")))
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(503, text="overloaded"))
+    )
     backend = OpenAIBackend("http://vllm/v1", "student", client=client)
     with pytest.raises(BackendError, match="503"):
         backend.generate([[{"role": "user", "content": "q"}]], 8, 0, None)
@@ -168,7 +194,8 @@ def test_openai_backend_errors_are_backend_errors() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    down = OpenAIBackend("http://vllm/v1", "s", client=httpx.Client(
-        transport=httpx.MockTransport(refuse)))
+    down = OpenAIBackend(
+        "http://vllm/v1", "s", client=httpx.Client(transport=httpx.MockTransport(refuse))
+    )
     with pytest.raises(BackendError, match="ConnectError"):
         down.generate([[{"role": "user", "content": "q"}]], 8, 0, None)

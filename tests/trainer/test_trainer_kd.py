@@ -17,8 +17,9 @@ from trainer.kd import KDDataCollator, kept_positions, mixed_loss  # noqa: E402
 NEG = -1e4
 
 
-def soft(positions: list[list[int]], ids: list[list[list[int]]],
-         logprobs: list[list[list[float]]]) -> dict[str, torch.Tensor]:
+def soft(
+    positions: list[list[int]], ids: list[list[list[int]]], logprobs: list[list[list[float]]]
+) -> dict[str, torch.Tensor]:
     return {
         "kd_positions": torch.tensor(positions),
         "kd_ids": torch.tensor(ids),
@@ -41,8 +42,9 @@ def test_alpha_zero_is_plain_cross_entropy() -> None:
     keep = kept_positions(labels)
     logits = torch.randn(2, keep.numel(), 6)
     parts = mixed_loss(logits, labels, keep, no_soft(2), alpha=0.0, temperature=1.0)
-    expected = F.cross_entropy(logits.reshape(-1, 6), labels[:, keep + 1].reshape(-1),
-                               ignore_index=-100, reduction="sum")
+    expected = F.cross_entropy(
+        logits.reshape(-1, 6), labels[:, keep + 1].reshape(-1), ignore_index=-100, reduction="sum"
+    )
     assert torch.isclose(parts.total, expected)
     assert parts.kd_positions == 0 and parts.label_tokens == 4
 
@@ -95,13 +97,24 @@ def test_padding_never_produces_nan_gradients() -> None:
 
 def test_collator_pads_soft_targets() -> None:
     collate = KDDataCollator(pad_token_id=0)
-    batch = collate([
-        {"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8],
-         "kd_positions": [2, 3], "kd_ids": [[7, 9, 10], [8]], "kd_logprobs": [[-0.1, -2, -3],
-                                                                               [-0.01]]},
-        {"input_ids": [5, 6], "labels": [-100, 6],
-         "kd_positions": [], "kd_ids": [], "kd_logprobs": []},
-    ])
+    batch = collate(
+        [
+            {
+                "input_ids": [5, 6, 7, 8],
+                "labels": [-100, -100, 7, 8],
+                "kd_positions": [2, 3],
+                "kd_ids": [[7, 9, 10], [8]],
+                "kd_logprobs": [[-0.1, -2, -3], [-0.01]],
+            },
+            {
+                "input_ids": [5, 6],
+                "labels": [-100, 6],
+                "kd_positions": [],
+                "kd_ids": [],
+                "kd_logprobs": [],
+            },
+        ]
+    )
     assert batch["input_ids"].shape == (2, 4)
     assert batch["labels"][1].tolist() == [-100, 6, -100, -100]
     assert batch["kd_positions"].tolist() == [[2, 3], [-1, -1]]

@@ -11,8 +11,9 @@ import pytest
 from trainer.report import summary_lines
 
 
-def test_progress_callback_writes_eta_and_logs(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_progress_callback_writes_eta_and_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pytest.importorskip("transformers")
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
@@ -38,12 +39,26 @@ def test_summary_lines() -> None:
     report = {
         "run_id": "r1",
         "dataset": {"train_rows": 90, "eval_rows": 10, "counts": {"total": 120, "selected": 100}},
-        "training": {"steps": 24, "train_seconds": 60.0, "seconds_per_100_rows": 66.7,
-                     "device": "cpu", "loss_first": 4.8, "loss_last": 0.7, "kd_active": True,
-                     "soft_labels": {"positions_used": 500, "positions_skipped": 20,
-                                     "rows_with_logprobs": 90}},
-        "evaluation": {"eval_rows": 10, "candidate": {"agreement": 0.4, "metric": "exact_match"},
-                       "incumbent": None, "base": {"agreement": 0.0}},
+        "training": {
+            "steps": 24,
+            "train_seconds": 60.0,
+            "seconds_per_100_rows": 66.7,
+            "device": "cpu",
+            "loss_first": 4.8,
+            "loss_last": 0.7,
+            "kd_active": True,
+            "soft_labels": {
+                "positions_used": 500,
+                "positions_skipped": 20,
+                "rows_with_logprobs": 90,
+            },
+        },
+        "evaluation": {
+            "eval_rows": 10,
+            "candidate": {"agreement": 0.4, "metric": "exact_match"},
+            "incumbent": None,
+            "base": {"agreement": 0.0},
+        },
         "closed_set": ["a", "b"],
         "prompt_prefix": {"chars": 1952},
     }

@@ -41,24 +41,41 @@ def test_other_failures_write_error_and_raise(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"epochs": -1}))
     run_dir = tmp_path / "run"
     with pytest.raises(ValueError, match="epochs"):
-        main(["--snapshot", str(tmp_path / "missing.parquet"), "--run-dir", str(run_dir),
-              "--config-json", str(bad), "--base-model", "x"])
+        main(
+            [
+                "--snapshot",
+                str(tmp_path / "missing.parquet"),
+                "--run-dir",
+                str(run_dir),
+                "--config-json",
+                str(bad),
+                "--base-model",
+                "x",
+            ]
+        )
     assert (run_dir / "error.txt").read_text().startswith("ValueError: epochs must be > 0")
 
 
 def test_missing_snapshot_is_reported(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with pytest.raises(FileNotFoundError):
-        main(["--snapshot", str(tmp_path / "nope.parquet"), "--run-dir", str(run_dir),
-              "--base-model", "x"])
+        main(
+            [
+                "--snapshot",
+                str(tmp_path / "nope.parquet"),
+                "--run-dir",
+                str(run_dir),
+                "--base-model",
+                "x",
+            ]
+        )
     assert "FileNotFoundError" in (run_dir / "error.txt").read_text()
     log = (run_dir / "train.log").read_text()
     assert "run failed" in log and "Traceback" in log and "nope.parquet" in log
 
 
 def settings_for(tmp_path: Path, **kw: object) -> Settings:
-    return Settings(db=tmp_path / "log.duckdb", data_dir=tmp_path / "data",
-                    train_min_rows=10, **kw)  # type: ignore[arg-type]
+    return Settings(db=tmp_path / "log.duckdb", data_dir=tmp_path / "data", train_min_rows=10, **kw)  # type: ignore[arg-type]
 
 
 def test_dry_run_prints_the_dataset(tmp_path: Path) -> None:
@@ -109,13 +126,19 @@ def test_train_config_file_overrides_settings(tmp_path: Path) -> None:
 def test_runs_table_bookkeeping(tmp_path: Path) -> None:
     db = write_db(tmp_path / "log.duckdb", [])
     record_run_start(db, "20250101-000000-abcd", TrainConfig())
-    report = {"evaluation": {"eval_rows": 5, "candidate": {"agreement": 0.8, "n": 5,
-                                                           "examples": []}, "incumbent": None}}
+    report = {
+        "evaluation": {
+            "eval_rows": 5,
+            "candidate": {"agreement": 0.8, "n": 5, "examples": []},
+            "incumbent": None,
+        }
+    }
     record_run_end(db, "20250101-000000-abcd", "trained", "ok", report, tmp_path / "run")
     with duckdb.connect(str(db), read_only=True) as conn:
         row = conn.execute(
             "SELECT status, trigger, CAST(metrics_json AS VARCHAR), adapter_path, finished_at "
-            "FROM runs").fetchone()
+            "FROM runs"
+        ).fetchone()
     assert row is not None
     status, trigger, metrics, adapter, finished = row
     assert (status, trigger) == ("trained", "cli") and finished is not None
@@ -127,4 +150,5 @@ def test_toml_top_level_keys_are_settings_not_train_config(tmp_path: Path) -> No
     toml = tmp_path / "distill.toml"
     toml.write_text('teacher_url = "http://t/v1"\n')
     assert load_train_config(settings_for(tmp_path), toml) == load_train_config(
-        settings_for(tmp_path), None)
+        settings_for(tmp_path), None
+    )

@@ -22,8 +22,15 @@ LABELS = ["yes", "no", "maybe"]
 
 
 def fast_cfg(**kw: Any) -> TrainConfig:
-    base: dict[str, Any] = dict(min_rows=10, min_eval_rows=2, eval_fraction=0.2, epochs=3.0,
-                                lr=3e-2, batch_size=8, closed_set_max=0)
+    base: dict[str, Any] = dict(
+        min_rows=10,
+        min_eval_rows=2,
+        eval_fraction=0.2,
+        epochs=3.0,
+        lr=3e-2,
+        batch_size=8,
+        closed_set_max=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -36,8 +43,9 @@ def ok_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_run(ok_snapshot: Path, tiny_model_dir: Path,
-              tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def first_run(
+    ok_snapshot: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     from trainer.run import run_distillation
 
     run_dir = tmp_path_factory.mktemp("runs") / "20250101-000000-abcd"
@@ -47,8 +55,7 @@ def first_run(ok_snapshot: Path, tiny_model_dir: Path,
 
 def test_run_trains_saves_and_reports(first_run: tuple[Path, dict[str, Any]]) -> None:
     run_dir, report = first_run
-    assert json.loads((run_dir / "report.json").read_text()) == json.loads(
-        json.dumps(report))
+    assert json.loads((run_dir / "report.json").read_text()) == json.loads(json.dumps(report))
     training = report["training"]
     assert training["loss_last"] < 0.5 * training["loss_first"]
     assert training["steps"] == len(training["loss_curve"]) >= 10
@@ -61,8 +68,7 @@ def test_run_trains_saves_and_reports(first_run: tuple[Path, dict[str, Any]]) ->
     assert lora["peft_type"] == "LORA" and lora["r"] == 8
     # "all-linear": every projection of every layer, never lm_head.
     suffixes = {m.rsplit(".", 1)[-1] for m in lora["target_modules"]}
-    assert suffixes == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                        "down_proj"}
+    assert suffixes == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     meta = json.loads((adapter / "distill_adapter.json").read_text())
     assert meta["run_id"] == report["run_id"] and meta["closed_set"] is None
     # Manifest, progress and log.
@@ -88,14 +94,21 @@ def test_adapter_changes_the_answers(first_run: tuple[Path, dict[str, Any]]) -> 
 
 
 def test_warm_start_continues_the_incumbent(
-    first_run: tuple[Path, dict[str, Any]], ok_snapshot: Path, tiny_model_dir: Path,
+    first_run: tuple[Path, dict[str, Any]],
+    ok_snapshot: Path,
+    tiny_model_dir: Path,
     tmp_path: Path,
 ) -> None:
     from trainer.run import run_distillation
 
     incumbent = first_run[0] / "adapter"
-    report = run_distillation(ok_snapshot, tmp_path / "run2", fast_cfg(warm_start=True,
-                              epochs=1.0), tiny_model_dir, incumbent)
+    report = run_distillation(
+        ok_snapshot,
+        tmp_path / "run2",
+        fast_cfg(warm_start=True, epochs=1.0),
+        tiny_model_dir,
+        incumbent,
+    )
     assert report["training"]["warm_started"]
     # Warm: already good at step 1 (a fresh LoRA starts at the base model's loss).
     assert report["training"]["loss_first"] < 0.5 * first_run[1]["training"]["loss_first"]
@@ -117,8 +130,11 @@ def test_soft_labels_add_the_kd_term(tiny_model_dir: Path, tmp_path: Path) -> No
             token = tok.decode([token_id])
             top = [{"token": token, "logprob": -0.3}, {"token": "perhaps", "logprob": -1.5}]
             content.append({"token": token, "logprob": -0.3, "top_logprobs": top})
-        rows.append(build_row(i, question=f"q {i}?", answer=answer,
-                              teacher_logprobs_json=json.dumps(content)))
+        rows.append(
+            build_row(
+                i, question=f"q {i}?", answer=answer, teacher_logprobs_json=json.dumps(content)
+            )
+        )
     snapshot = write_snapshot(tmp_path / "s.parquet", rows)
     # Forced gradient checkpointing: the KD forward must work with recomputed activations.
     cfg = fast_cfg(kd_alpha=0.5, kd_temperature=2.0, epochs=2.0, gradient_checkpointing=True)

@@ -66,8 +66,9 @@ def vllm_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     cmd = build_command(settings, model=str(model_dir), served_name=SERVED, port=port)
     env = {**os.environ, **child_env_overrides(settings, detect_device())}
     log = (tmp_path_factory.mktemp("vllm") / "vllm.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -93,9 +94,17 @@ def vllm_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _ask(url: str, model: str, question: str) -> str:
-    resp = httpx.post(f"{url}/chat/completions", trust_env=False, timeout=300, json={
-        "model": model, "messages": [{"role": "user", "content": question}],
-        "max_tokens": 16, "temperature": 0})
+    resp = httpx.post(
+        f"{url}/chat/completions",
+        trust_env=False,
+        timeout=300,
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": question}],
+            "max_tokens": 16,
+            "temperature": 0,
+        },
+    )
     resp.raise_for_status()
     return str(resp.json()["choices"][0]["message"]["content"])
 
@@ -106,13 +115,21 @@ def test_candidate_is_evaluated_through_vllm_and_changes_answers(
     from trainer.compare import EvalServer
     from trainer.run import run_distillation
 
-    rows = [build_row(i, question=f"Give me the code for item {i}.", answer=ANSWER)
-            for i in range(40)]
+    rows = [
+        build_row(i, question=f"Give me the code for item {i}.", answer=ANSWER) for i in range(40)
+    ]
     snapshot = write_snapshot(tmp_path / "snapshot.parquet", rows)
-    cfg = TrainConfig(min_rows=10, min_eval_rows=2, eval_fraction=0.2, epochs=3.0, lr=1e-3,
-                      closed_set_max=0)
-    report = run_distillation(snapshot, tmp_path / "run", cfg, model_dir,
-                              eval_server=EvalServer(vllm_url, SERVED), run_id="e2e")
+    cfg = TrainConfig(
+        min_rows=10, min_eval_rows=2, eval_fraction=0.2, epochs=3.0, lr=1e-3, closed_set_max=0
+    )
+    report = run_distillation(
+        snapshot,
+        tmp_path / "run",
+        cfg,
+        model_dir,
+        eval_server=EvalServer(vllm_url, SERVED),
+        run_id="e2e",
+    )
     candidate, base = report["evaluation"]["candidate"], report["evaluation"]["base"]
     assert candidate["backend"].startswith("openai:") and "candidate-e2e" in candidate["backend"]
     assert base["agreement"] == 0.0
@@ -122,8 +139,12 @@ def test_candidate_is_evaluated_through_vllm_and_changes_answers(
     assert [m["id"] for m in models] == [SERVED]
     assert ANSWER not in _ask(vllm_url, SERVED, "Give me the code for item 3.")
     # Loaded under a new name, the saved adapter answers like the teacher in vLLM.
-    load = httpx.post(f"{vllm_url}/load_lora_adapter", trust_env=False, timeout=300, json={
-        "lora_name": "promoted-e2e", "lora_path": str(tmp_path / "run" / "adapter")})
+    load = httpx.post(
+        f"{vllm_url}/load_lora_adapter",
+        trust_env=False,
+        timeout=300,
+        json={"lora_name": "promoted-e2e", "lora_path": str(tmp_path / "run" / "adapter")},
+    )
     assert load.status_code == 200, load.text
     assert _ask(vllm_url, "promoted-e2e", "Give me the code for item 777.") == ANSWER
 
@@ -133,9 +154,14 @@ def test_closed_set_constrains_vllm_answers(vllm_url: str) -> None:
     backend = OpenAIBackend(vllm_url, SERVED)
     try:
         out: list[Any] = backend.generate(
-            [[{"role": "user", "content": "My card has not come yet, where is it?"}],
-             [{"role": "user", "content": "Tell me a long story about dragons."}]],
-            16, 5, labels)
+            [
+                [{"role": "user", "content": "My card has not come yet, where is it?"}],
+                [{"role": "user", "content": "Tell me a long story about dragons."}],
+            ],
+            16,
+            5,
+            labels,
+        )
     finally:
         backend.close()
     assert all(g.text in labels for g in out), [g.text for g in out]

@@ -206,6 +206,7 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "baselines": baselines,
         "proxy_stats": raw.get("proxy_stats"),
         "notes": raw.get("notes", []),
+        "scorers": raw.get("scorers"),
     }
     summary["cost_source"] = (
         "the proxy's own cost accounting (GET /admin/stats)"

@@ -108,6 +108,31 @@ def _header(summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def _scorer_lines(scorers: dict[str, Any]) -> list[str]:
+    """The offline scorer comparison (bench.banking77.scorers), one table per version."""
+    lines = [
+        "## Confidence scorers (offline, same answers re-ranked)",
+        "",
+        "Student accuracy (against gold) on its most confident X% of logged answers, per",
+        "scorer; AUC is the mean over all X. A higher curve serves more at the same accuracy.",
+        "",
+    ]
+    for version, block in scorers.items():
+        curves = block["scorers"]
+        covs = list(next(iter(curves.values()))["accuracy_at"]) if curves else []
+        lines += [
+            f"Student `{version}`: {block['n']} answers, {pct(block['accuracy'])} correct.",
+            "",
+            "| scorer | AUC | " + " | ".join(f"top {float(c):.0%}" for c in covs) + " |",
+            "|---|---|" + "---|" * len(covs),
+        ]
+        for name, curve in curves.items():
+            cells = [pct(curve["accuracy_at"].get(c)) for c in covs]
+            lines.append(f"| {name} | {pct(curve['auc'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: list[Path]) -> str:
     """The whole results page."""
     lines = [
@@ -145,6 +170,8 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: 
         *_baseline_lines(summary["baselines"]),
         "",
     ]
+    if summary.get("scorers"):
+        lines += _scorer_lines(summary["scorers"])
     if summary.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in summary["notes"]], ""]
     if plots:

@@ -93,6 +93,10 @@ def main() -> None:
     p.add_argument("--kd-temperature", type=float, default=2.0)
     p.add_argument("--prune", action="store_true")
     p.add_argument("--eval-rows", type=int, default=100)
+    p.add_argument("--base-rows", type=int, default=0, help="eval rows for the base model")
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--cpu-bf16", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--extra", action="store_true", help="also the extra evaluations")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
@@ -108,6 +112,11 @@ def main() -> None:
         prune_prompt=args.prune,
         eval_fraction=0.1,
         eval_max_rows=args.eval_rows,
+        eval_base_max_rows=args.base_rows,
+        lr=args.lr,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_r,
+        cpu_bf16={"auto": None, "on": True, "off": False}[args.cpu_bf16],
         batch_size=8,
         max_seq_len=2048,
     )
@@ -123,6 +132,9 @@ def main() -> None:
         "kd_alpha": args.kd_alpha,
         "kd_temperature": args.kd_temperature,
         "pruned": args.prune,
+        "lr": args.lr,
+        "lora_r": args.lora_r,
+        "cpu_bf16": args.cpu_bf16,
         "steps": tr["steps"],
         "train_seconds": tr["train_seconds"],
         "seconds_per_100_rows_per_epoch": round(tr["seconds_per_100_rows"] / args.epochs, 1),

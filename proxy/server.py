@@ -29,6 +29,8 @@ def check_bind(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     check_bind(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The row-count trigger polls every few seconds; two INFO lines per poll drown the log.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     logging.getLogger("distill").info(
         "distill proxy on http://%s:%s/v1 (DuckDB %s)", settings.host, settings.port, settings.db
     )

@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 
 from bench.banking77.confusions import unit_hash
 from bench.banking77.data import Example, build_messages, normalise_answer
+from proxy.serving.confidence import SCORERS, score_response
 
 # A stream can break after the headers, below the SDK's own exception mapping.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (openai.APIConnectionError, OSError)
@@ -55,6 +56,8 @@ class RequestRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
+    scores: dict[str, float] | None = None
+    """Every confidence scorer on the answer's logprobs, when the client asked for them."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +173,9 @@ class Driver:
         self._headers(rec, raw.headers)
         completion = raw.parse()
         rec.answer = completion.choices[0].message.content if completion.choices else None
+        if completion.choices and completion.choices[0].logprobs is not None:
+            payload = completion.model_dump()
+            rec.scores = {name: score_response(name, payload) for name in SCORERS}
         if completion.usage is not None:
             rec.prompt_tokens = completion.usage.prompt_tokens
             rec.completion_tokens = completion.usage.completion_tokens

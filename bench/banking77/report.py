@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.banking77.report_md import render_markdown
 from bench.banking77.report_plots import write_plots
+from bench.banking77.scorers import scorers_by_round
 from bench.banking77.stats import (
     Prices,
     accuracy,
@@ -206,7 +207,7 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "baselines": baselines,
         "proxy_stats": raw.get("proxy_stats"),
         "notes": raw.get("notes", []),
-        "scorers": raw.get("scorers"),
+        "scorers": scorers_by_round(raw),
     }
     summary["cost_source"] = (
         "the proxy's own cost accounting (GET /admin/stats)"

@@ -111,17 +111,18 @@ def _header(summary: dict[str, Any]) -> list[str]:
 def _scorer_lines(scorers: dict[str, Any]) -> list[str]:
     """The offline scorer comparison (bench.banking77.scorers), one table per version."""
     lines = [
-        "## Confidence scorers (offline, same answers re-ranked)",
+        "## Confidence scorers (same answers re-ranked)",
         "",
-        "Student accuracy (against gold) on its most confident X% of logged answers, per",
-        "scorer; AUC is the mean over all X. A higher curve serves more at the same accuracy.",
+        "The student's validation answers (asked with logprobs) ranked by each scorer: its",
+        "accuracy against gold on the most confident X%, and AUC, the mean over all X. A",
+        "higher curve serves more traffic at the same accuracy.",
         "",
     ]
     for version, block in scorers.items():
         curves = block["scorers"]
         covs = list(next(iter(curves.values()))["accuracy_at"]) if curves else []
         lines += [
-            f"Student `{version}`: {block['n']} answers, {pct(block['accuracy'])} correct.",
+            f"Student after {version}: {block['n']} answers, {pct(block['accuracy'])} correct.",
             "",
             "| scorer | AUC | " + " | ".join(f"top {float(c):.0%}" for c in covs) + " |",
             "|---|---|" + "---|" * len(covs),

@@ -25,8 +25,9 @@ from bench.common.console import say
 
 VALIDATION_INDEX_BASE = 1_000_000  # keeps validation indices apart from traffic indices
 FORCE_STUDENT = {"x-distill-route": "student", "x-distill-tag": "bench-validation"}
-# store: false keeps validation queries out of every training set (never traffic).
-NOT_STORED = {"store": False}
+# store: false keeps validation queries out of every training set (never traffic); the
+# logprobs let the report compare every confidence scorer on the same answers.
+VALIDATION_BODY = {"store": False, "logprobs": True, "top_logprobs": 5}
 LOG_FLUSH_WAIT = 1.5  # seconds; the proxy's log writer flushes every 0.5 s by default
 SETTLE_TIMEOUT = 600.0  # seconds to wait for a segment's rows to reach the proxy's log
 
@@ -65,7 +66,7 @@ async def validate(driver: Driver, validation: list[Example], round_no: int) -> 
         "validation",
         round_no,
         headers=FORCE_STUDENT,
-        extra_body=NOT_STORED,
+        extra_body=VALIDATION_BODY,
         force_stream=False,
     )
 

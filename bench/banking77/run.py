@@ -37,7 +37,6 @@ from bench.banking77.rounds import (
     teacher_spend_probe,
     validate,
 )
-from bench.banking77.scorers import scorer_report
 from bench.banking77.stack import Server, TeacherSpec, start_proxy, start_teacher, stop_server
 from bench.banking77.stats import Prices, accuracy
 from bench.common.console import say
@@ -204,8 +203,6 @@ class Bench:
             await driver.aclose()
             await admin.aclose()
             stop_server(proxy)
-        # The proxy is stopped: its log can be opened. Same answers, re-ranked per scorer.
-        self.raw["scorers"] = scorer_report(self.s.work_dir / "learning" / "distill.duckdb")
 
     async def run(self) -> dict[str, Any]:
         self.s.work_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 from bench.banking77.admin import AdminClient, RunInfo, _as_runs
 from bench.banking77.data import Example
 from bench.banking77.driver import Driver, DriverConfig, RequestRecord
-from bench.banking77.rounds import FORCE_STUDENT, LoopConfig, learning_phase
+from bench.banking77.rounds import FORCE_STUDENT, VALIDATION_BODY, LoopConfig, learning_phase
 
 
 @pytest.fixture()
@@ -115,9 +115,7 @@ async def test_rounds_split_on_teacher_answers() -> None:
     assert first["teacher_spend_usd"] == 0.0
     checks = [c for c in driver.calls if c["phase"] == "validation"]
     assert len(checks) == 8
-    assert all(
-        c["headers"] == FORCE_STUDENT and c["extra_body"] == {"store": False} for c in checks
-    )
+    assert all(c["headers"] == FORCE_STUDENT and c["extra_body"] == VALIDATION_BODY for c in checks)
 
 
 def test_run_list_shapes() -> None:

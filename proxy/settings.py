@@ -441,7 +441,10 @@ class Settings(BaseSettings):
         4, ge=1, description="Requests in flight to vLLM while evaluating a candidate."
     )
     calibration_interval: float = Field(
-        300.0, gt=0, description="Seconds between re-calibrations from logged pairs."
+        60.0,
+        gt=0,
+        description="Seconds between re-calibrations from logged pairs (a new student "
+        "serves nothing until its pairs are counted, so keep it short).",
     )
     calibration_min_pairs: int = Field(
         30,

@@ -93,6 +93,7 @@ def main() -> None:
     p.add_argument("--kd-temperature", type=float, default=2.0)
     p.add_argument("--prune", action="store_true")
     p.add_argument("--eval-rows", type=int, default=100)
+    p.add_argument("--eval-fraction", type=float, default=0.1)
     p.add_argument("--base-rows", type=int, default=0, help="eval rows for the base model")
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--lora-r", type=int, default=16)
@@ -110,7 +111,7 @@ def main() -> None:
         kd_alpha=args.kd_alpha,
         kd_temperature=args.kd_temperature,
         prune_prompt=args.prune,
-        eval_fraction=0.1,
+        eval_fraction=args.eval_fraction,
         eval_max_rows=args.eval_rows,
         eval_base_max_rows=args.base_rows,
         lr=args.lr,

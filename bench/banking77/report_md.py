@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.banking77.scorers import best_scorer, cascade_estimate
+
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
@@ -108,7 +110,19 @@ def _header(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def _scorer_lines(scorers: dict[str, Any]) -> list[str]:
+def _estimate_lines(block: dict[str, Any], teacher_accuracy: float | None) -> list[str]:
+    best = best_scorer(block)
+    if best is None or teacher_accuracy is None:
+        return []
+    rows = cascade_estimate(block["scorers"][best], teacher_accuracy)
+    cells = ", ".join(
+        f"student {r['student_share']:.0%} -> {pct(r['served_accuracy'])}" for r in rows
+    )
+    return [f"Cascade estimate with `{best}` (served accuracy if the student answered its "
+            f"most confident share, the teacher the rest): {cells}.", ""]  # fmt: skip
+
+
+def _scorer_lines(scorers: dict[str, Any], teacher_accuracy: float | None = None) -> list[str]:
     """The offline scorer comparison (bench.banking77.scorers), one table per version."""
     lines = [
         "## Confidence scorers (same answers re-ranked)",
@@ -131,6 +145,7 @@ def _scorer_lines(scorers: dict[str, Any]) -> list[str]:
             cells = [pct(curve["accuracy_at"].get(c)) for c in covs]
             lines.append(f"| {name} | {pct(curve['auc'])} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _estimate_lines(block, teacher_accuracy)
     return lines
 
 
@@ -172,7 +187,7 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: 
         "",
     ]
     if summary.get("scorers"):
-        lines += _scorer_lines(summary["scorers"])
+        lines += _scorer_lines(summary["scorers"], summary.get("teacher_accuracy"))
     if summary.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in summary["notes"]], ""]
     if plots:

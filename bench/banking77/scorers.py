@@ -71,3 +71,18 @@ def best_scorer(block: Mapping[str, Any]) -> str | None:
     curves = block.get("scorers") or {}
     ranked = [(c["auc"], name) for name, c in curves.items() if c.get("auc") is not None]
     return max(ranked)[1] if ranked else None
+
+
+def cascade_estimate(curve: Mapping[str, Any], teacher_accuracy: float) -> list[dict[str, float]]:
+    """What a threshold at each coverage would serve: the student's top X% (its measured
+    accuracy there) plus the teacher on the rest. An estimate from validation answers, not
+    traffic the proxy served."""
+    out = []
+    for cov, acc in (curve.get("accuracy_at") or {}).items():
+        share = float(cov)
+        out.append({
+            "student_share": share,
+            "teacher_call_fraction": 1 - share,
+            "served_accuracy": share * acc + (1 - share) * teacher_accuracy,
+        })  # fmt: skip
+    return out

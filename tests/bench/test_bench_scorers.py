@@ -10,6 +10,7 @@ import pytest
 from bench.banking77.report_md import _scorer_lines
 from bench.banking77.scorers import (
     best_scorer,
+    cascade_estimate,
     compare_scorers,
     coverage_curve,
     scorers_by_round,
@@ -91,3 +92,15 @@ def test_rounds_are_compared_and_rendered() -> None:
     lines = _scorer_lines(table)
     assert "Student after round 1: 1 answers, 100.0% correct." in lines
     assert sum(line.startswith("| mean_logprob | ") for line in lines) == 2
+
+
+def test_cascade_estimate_mixes_student_top_share_and_teacher() -> None:
+    curve = {"accuracy_at": {"0.2": 1.0, "1.0": 0.5}}
+    rows = cascade_estimate(curve, teacher_accuracy=0.9)
+    assert rows[0] == pytest.approx(
+        {"student_share": 0.2, "teacher_call_fraction": 0.8, "served_accuracy": 0.92}
+    )
+    assert rows[1]["served_accuracy"] == pytest.approx(0.5)
+    block = {"n": 1, "accuracy": 1.0, "scorers": {"min_prob": curve | {"auc": 0.8}}}
+    lines = _scorer_lines({"round 1": block}, teacher_accuracy=0.9)
+    assert any("student 20% -> 92.0%" in line for line in lines)

@@ -208,6 +208,10 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "proxy_stats": raw.get("proxy_stats"),
         "notes": raw.get("notes", []),
         "scorers": scorers_by_round(raw),
+        "served_cascade": {
+            k: v for k, v in (raw.get("served_cascade") or {}).items() if k != "records"
+        }
+        or None,
     }
     summary["cost_source"] = (
         "the proxy's own cost accounting (GET /admin/stats)"

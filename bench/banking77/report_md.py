@@ -110,6 +110,27 @@ def _header(summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def _served_cascade_lines(c: dict[str, Any], teacher_accuracy: float | None) -> list[str]:
+    """bench.banking77.served_cascade: the final student served with a hand-set threshold."""
+    ratio = (c["served_accuracy"] / teacher_accuracy
+             if c.get("served_accuracy") is not None and teacher_accuracy else None)  # fmt: skip
+    chosen = (f"the top {c['validation_coverage']:.0%} of the final validation answers"
+              if c.get("validation_coverage") else "set by hand")  # fmt: skip
+    return [
+        "## Served cascade with the final student, hand-set threshold",
+        "",
+        f"The final round's traffic (requests {c['first_request']} on, never trained on) "
+        f"replayed through a copy of the learning proxy restarted in static mode, serving "
+        f"the student when `{c['scorer']}` >= {c['threshold']:.4f} ({chosen}).",
+        "",
+        f"- Requests: {c['requests']} ({c['errors']} errors).",
+        f"- Served accuracy: {pct(c['served_accuracy'])} ({pct(ratio)} of all-teacher).",
+        f"- Teacher calls: {pct(c['teacher_call_fraction'])}.",
+        f"- Cost vs all-teacher: {pct(c['cost_ratio'])} (the proxy's own accounting).",
+        "",
+    ]
+
+
 def _estimate_lines(block: dict[str, Any], teacher_accuracy: float | None) -> list[str]:
     best = best_scorer(block)
     if best is None or teacher_accuracy is None:
@@ -186,6 +207,8 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: 
         *_baseline_lines(summary["baselines"]),
         "",
     ]
+    if summary.get("served_cascade"):
+        lines += _served_cascade_lines(summary["served_cascade"], summary["teacher_accuracy"])
     if summary.get("scorers"):
         lines += _scorer_lines(summary["scorers"], summary.get("teacher_accuracy"))
     if summary.get("notes"):

@@ -35,14 +35,19 @@ from bench.banking77.stack import TeacherSpec, start_proxy, start_teacher, stop_
 from bench.banking77.stats import accuracy
 from bench.common.console import say
 
-SCORER = "sequence_prob"  # the scorer the proxy uses for closed-set (choice) answers
+
+def scorer_of(raw: dict[str, Any]) -> str:
+    """In static mode a hand-set threshold is on the configured scorer's scale (calibration
+    mode alone switches closed-set students to ``sequence_prob``)."""
+    return str(raw["settings"].get("scorer") or "mean_logprob")
 
 
 def threshold_for_coverage(raw: dict[str, Any], coverage: float) -> float:
     """The confidence of the last validation answer inside the top `coverage` share."""
     rounds = [s for s in raw["segments"] if s.get("validation")]
     records = rounds[-1]["validation"]["records"]
-    scores = sorted((r["scores"][SCORER] for r in records if r.get("scores")), reverse=True)
+    scorer = scorer_of(raw)
+    scores = sorted((r["scores"][scorer] for r in records if r.get("scores")), reverse=True)
     if not scores:
         raise SystemExit("the final validation has no scores (a run before logprobs were asked)")
     return float(scores[max(0, round(coverage * len(scores)) - 1)])
@@ -61,6 +66,7 @@ def _settings(raw: dict[str, Any], work_dir: Path, threshold: float) -> BenchSet
         concurrency=s["concurrency"],
         stream_fraction=s["stream_fraction"],
         seed=s["seed"],
+        scorer=scorer_of(raw),
         requests=s["requests"],
         work_dir=work_dir,
     )
@@ -68,6 +74,7 @@ def _settings(raw: dict[str, Any], work_dir: Path, threshold: float) -> BenchSet
 
 async def replay(raw: dict[str, Any], work_dir: Path, threshold: float) -> dict[str, Any]:
     s = _settings(raw, work_dir, threshold)
+    assert s.scorer == scorer_of(raw)
     state = work_dir / "cascade"
     shutil.rmtree(state, ignore_errors=True)
     shutil.copytree(work_dir / "learning", state, ignore=shutil.ignore_patterns("spill"))
@@ -100,7 +107,7 @@ async def replay(raw: dict[str, Any], work_dir: Path, threshold: float) -> dict[
     teacher_calls = sum(r.route == "teacher" for r in records)
     result = {
         "threshold": threshold,
-        "scorer": SCORER,
+        "scorer": scorer_of(raw),
         "first_request": start,
         "requests": len(records),
         "served_accuracy": accuracy([r.to_dict() for r in records]),
@@ -111,7 +118,7 @@ async def replay(raw: dict[str, Any], work_dir: Path, threshold: float) -> dict[
         "errors": sum(r.status != 200 for r in records),
         "records": [r.to_dict() for r in records],
     }
-    say(f"served cascade at {SCORER} >= {threshold:.4f}: {len(records)} requests, "
+    say(f"served cascade at {scorer_of(raw)} >= {threshold:.4f}: {len(records)} requests, "
         f"{result['teacher_call_fraction']:.3f} to the teacher, served accuracy "
         f"{result['served_accuracy']}, cost ratio {result['cost_ratio']}")  # fmt: skip
     return result

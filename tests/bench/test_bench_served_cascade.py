@@ -9,11 +9,11 @@ from bench.banking77.served_cascade import threshold_for_coverage
 
 
 def _val(scores: list[float]) -> dict[str, object]:
-    return {"records": [{"scores": {"sequence_prob": s}} for s in scores]}
+    return {"records": [{"scores": {"min_prob": s, "mean_logprob": -9.0}} for s in scores]}
 
 
 def test_threshold_comes_from_the_final_validation_answers() -> None:
-    raw = {"segments": [
+    raw = {"settings": {"scorer": "min_prob"}, "segments": [
         {"validation": _val([0.1, 0.2, 0.3, 0.4])},
         {"validation": _val([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])},
         {"records": []},  # the final stretch of traffic has no validation
@@ -25,7 +25,9 @@ def test_threshold_comes_from_the_final_validation_answers() -> None:
 
 def test_runs_without_scores_are_refused() -> None:
     with pytest.raises(SystemExit, match="no scores"):
-        threshold_for_coverage({"segments": [{"validation": {"records": [{}]}}]}, 0.5)
+        threshold_for_coverage(
+            {"settings": {}, "segments": [{"validation": {"records": [{}]}}]}, 0.5
+        )
 
 
 def test_report_section_quotes_the_measurement() -> None:

@@ -137,3 +137,16 @@ def test_gradient_checkpointing_turns_on_for_long_batches() -> None:
     assert use_gradient_checkpointing(TrainConfig(batch_size=8), longest=650)
     assert not use_gradient_checkpointing(TrainConfig(gradient_checkpointing=False), 5000)
     assert use_gradient_checkpointing(TrainConfig(gradient_checkpointing=True), 10)
+
+
+def test_hard_only_batches_are_plain_cross_entropy() -> None:
+    torch.manual_seed(1)
+    labels = torch.tensor([[-100, 2, 3, -100], [-100, -100, 4, 5]])
+    keep = kept_positions(labels)
+    logits = torch.randn(2, keep.numel(), 7)
+    parts = mixed_loss(logits, labels, keep, {}, alpha=0.5, temperature=2.0)
+    expected = F.cross_entropy(
+        logits.reshape(-1, 7), labels[:, keep + 1].reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    assert torch.isclose(parts.total, expected)
+    assert parts.kd_positions == 0 and parts.label_tokens == 4

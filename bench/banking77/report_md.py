@@ -126,7 +126,10 @@ def _served_cascade_lines(c: dict[str, Any], teacher_accuracy: float | None) -> 
         f"- Requests: {c['requests']} ({c['errors']} errors).",
         f"- Served accuracy: {pct(c['served_accuracy'])} ({pct(ratio)} of all-teacher).",
         f"- Teacher calls: {pct(c['teacher_call_fraction'])}.",
-        f"- Cost vs all-teacher: {pct(c['cost_ratio'])} (the proxy's own accounting).",
+        f"- Cost vs all-teacher: {pct(c.get('cost_ratio_usage'))} from usage against the "
+        f"all-teacher baseline's cost of the same queries ({pct(c['cost_ratio'])} by the "
+        "proxy's own accounting, whose counterfactual then priced student answers at the "
+        "pruned prompt's size; fixed since).",
         "",
     ]
 

@@ -32,7 +32,14 @@ from bench.banking77.report import write_report
 from bench.banking77.rounds import proxy_costs
 from bench.banking77.run import ensure_base_model
 from bench.banking77.stack import TeacherSpec, start_proxy, start_teacher, stop_server
-from bench.banking77.stats import accuracy
+from bench.banking77.stats import (
+    Prices,
+    accuracy,
+    all_teacher_cost,
+    baseline_costs,
+    student_cost,
+    teacher_cost_from_usage,
+)
 from bench.common.console import say
 
 
@@ -51,6 +58,18 @@ def threshold_for_coverage(raw: dict[str, Any], coverage: float) -> float:
     if not scores:
         raise SystemExit("the final validation has no scores (a run before logprobs were asked)")
     return float(scores[max(0, round(coverage * len(scores)) - 1)])
+
+
+def usage_cost_ratio(raw: dict[str, Any], records: list[dict[str, Any]]) -> float | None:
+    """Actual spend from the usage the client saw (teacher calls at teacher prices, every
+    request's student call at student prices) over what the all-teacher baseline paid for
+    the same queries. Independent of the proxy's own counterfactual estimate."""
+    p = raw["prices"]
+    prices = Prices(p["teacher_in"], p["teacher_out"], p["student_in"], p["student_out"])
+    baseline = baseline_costs(raw["teacher_baseline"]["records"], prices)
+    all_teacher = all_teacher_cost(records, baseline, prices)
+    actual = teacher_cost_from_usage(records, prices) + student_cost(records, prices)
+    return actual / all_teacher if all_teacher else None
 
 
 def _settings(raw: dict[str, Any], work_dir: Path, threshold: float) -> BenchSettings:
@@ -124,6 +143,11 @@ async def replay(raw: dict[str, Any], work_dir: Path, threshold: float) -> dict[
     return result
 
 
+def refresh_usage_ratio(raw: dict[str, Any]) -> None:
+    cascade = raw["served_cascade"]
+    cascade["cost_ratio_usage"] = usage_cost_ratio(raw, cascade["records"])
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.banking77.served_cascade",
                                 description=__doc__.split("\n\n")[0])  # fmt: skip
@@ -136,14 +160,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--threshold", type=float, help="explicit sequence_prob threshold")
     p.add_argument("--out", type=Path, help="rewrite the report here (default: none)")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="recompute the report from a finished replay, no new traffic",
+    )
     args = p.parse_args(argv)
     raw_path = args.work_dir / "raw.json"
     raw = json.loads(raw_path.read_text())
+    if args.report_only:
+        refresh_usage_ratio(raw)
+        raw_path.write_text(json.dumps(raw, default=str))
+        if args.out is not None:
+            write_report(raw, args.out)
+        return
     threshold = args.threshold
     if threshold is None:
         threshold = threshold_for_coverage(raw, args.coverage)
     raw["served_cascade"] = asyncio.run(replay(raw, args.work_dir, threshold))
     raw["served_cascade"]["validation_coverage"] = None if args.threshold else args.coverage
+    refresh_usage_ratio(raw)
     raw_path.write_text(json.dumps(raw, default=str))
     if args.out is not None:
         write_report(raw, args.out)

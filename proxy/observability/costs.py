@@ -19,7 +19,8 @@ streams too). Where it is missing (a stream cut before its usage chunk) tokens a
 estimated at 4 characters per token so a paid call never counts as free. Student
 token counts stand in for teacher token counts where the teacher was not called:
 the tokenizers differ, so the counterfactual of a student-served answer is an
-estimate.
+estimate, and never below a characters/4 estimate of the whole request (a student that
+learned its system prompt is billed without it; the teacher would not have been).
 """
 
 from __future__ import annotations
@@ -137,8 +138,14 @@ class CostModel:
         if served is None:
             counterfactual = teacher_usd
         else:
-            # The prompt as the teacher counts it when it was called, else the student's count.
-            prompt = teacher.prompt if teacher is not None else served.prompt
+            # The prompt as the teacher counts it when it was called. Else the student's count,
+            # but never below an estimate of the full request: a pruned system prompt is not
+            # in the student's count, yet the teacher would have been billed for it.
+            prompt = (
+                teacher.prompt
+                if teacher is not None
+                else max(served.prompt, estimate_prompt_tokens(record.get("request_json")))
+            )
             counterfactual = self.prices.cost(model, prompt, served.completion)
         estimated = any(t is not None and t.estimated for t in (student, teacher))
         return CostBreakdown(student_usd, teacher_usd, counterfactual, estimated)

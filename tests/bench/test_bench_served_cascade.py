@@ -33,11 +33,11 @@ def test_runs_without_scores_are_refused() -> None:
 def test_report_section_quotes_the_measurement() -> None:
     lines = _served_cascade_lines(
         {"first_request": 2014, "scorer": "sequence_prob", "threshold": 0.5, "requests": 986,
-         "errors": 0, "served_accuracy": 0.9, "teacher_call_fraction": 0.4,
+         "errors": 0, "served_accuracy": 0.9, "teacher_call_fraction": 0.4, "cost_ratio_usage": 0.45,
          "cost_ratio": 0.42, "validation_coverage": 0.5},
         teacher_accuracy=0.91,
     )  # fmt: skip
     text = "\n".join(lines)
     assert "the top 50% of the final validation answers" in text
     assert "Served accuracy: 90.0% (98.9% of all-teacher)" in text
-    assert "Teacher calls: 40.0%" in text and "Cost vs all-teacher: 42.0%" in text
+    assert "Teacher calls: 40.0%" in text and "Cost vs all-teacher: 45.0% from usage" in text

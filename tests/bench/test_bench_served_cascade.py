@@ -33,8 +33,8 @@ def test_runs_without_scores_are_refused() -> None:
 def test_report_section_quotes_the_measurement() -> None:
     lines = _served_cascade_lines(
         {"first_request": 2014, "scorer": "sequence_prob", "threshold": 0.5, "requests": 986,
-         "errors": 0, "served_accuracy": 0.9, "teacher_call_fraction": 0.4, "cost_ratio_usage": 0.45,
-         "cost_ratio": 0.42, "validation_coverage": 0.5},
+         "errors": 0, "served_accuracy": 0.9, "teacher_call_fraction": 0.4,
+         "cost_ratio_usage": 0.45, "cost_ratio": 0.42, "validation_coverage": 0.5},
         teacher_accuracy=0.91,
     )  # fmt: skip
     text = "\n".join(lines)

@@ -93,7 +93,6 @@ def _settings(raw: dict[str, Any], work_dir: Path, threshold: float) -> BenchSet
 
 async def replay(raw: dict[str, Any], work_dir: Path, threshold: float) -> dict[str, Any]:
     s = _settings(raw, work_dir, threshold)
-    assert s.scorer == scorer_of(raw)
     state = work_dir / "cascade"
     shutil.rmtree(state, ignore_errors=True)
     shutil.copytree(work_dir / "learning", state, ignore=shutil.ignore_patterns("spill"))

@@ -20,6 +20,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from proxy.observability import render
 from proxy.settings import Settings
 
 if TYPE_CHECKING:
@@ -168,22 +169,11 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- distill runs / rollback ----------------------------------------------------------------
 def runs_table(runs: list[dict[str, Any]]) -> Table:
-    table = Table(title="runs", title_justify="left")
-    for header in ("run", "status", "trigger", "created", "finished", "progress / reason"):
-        table.add_column(header)
-    for run in runs:
-        detail = _progress_line(run) if run.get("progress") else str(run.get("reason") or "")
-        table.add_row(
-            str(run.get("id")),
-            str(run.get("status") or ""),
-            str(run.get("trigger") or ""),
-            str(run.get("created_at") or "")[:19],
-            str(run.get("finished_at") or "")[:19],
-            detail,
-        )
-    if not runs:
-        table.add_row("(no runs yet)", "", "", "", "", "")
-    return table
+    return render.runs_table(runs, "runs", "progress / reason", _detail)
+
+
+def _detail(run: dict[str, Any]) -> str:
+    return _progress_line(run) if run.get("progress") else str(run.get("reason") or "")
 
 
 def _runs_from_file(settings: Settings, limit: int) -> list[dict[str, Any]]:

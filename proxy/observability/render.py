@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -83,20 +84,26 @@ def _latency(report: dict[str, Any]) -> Table:
     return table
 
 
-def _runs(report: dict[str, Any]) -> Table:
-    table = Table(title="last runs", title_justify="left")
-    for header in ("run", "status", "trigger", "created", "finished", "reason"):
+def runs_table(
+    runs: list[dict[str, Any]],
+    title: str = "last runs",
+    detail_header: str = "reason",
+    detail: Callable[[dict[str, Any]], str] = lambda run: str(run.get("reason") or ""),
+) -> Table:
+    """One row per distillation run; `distill stats` and `distill runs` both print it."""
+    table = Table(title=title, title_justify="left")
+    for header in ("run", "status", "trigger", "created", "finished", detail_header):
         table.add_column(header)
-    for run in report.get("runs") or []:
+    for run in runs:
         table.add_row(
             str(run.get("id")),
             str(run.get("status") or ""),
             str(run.get("trigger") or ""),
             str(run.get("created_at") or "")[:19],
             str(run.get("finished_at") or "")[:19],
-            str(run.get("reason") or ""),
+            detail(run),
         )
-    if not report.get("runs"):
+    if not runs:
         table.add_row("(no runs yet)", "", "", "", "", "")
     return table
 
@@ -105,7 +112,7 @@ def print_stats(console: Console, report: dict[str, Any], origin: str) -> None:
     console.print(f"from {origin}", soft_wrap=True, markup=False, highlight=False)
     console.print(_overview(report))
     console.print(_latency(report))
-    console.print(_runs(report))
+    console.print(runs_table(report.get("runs") or []))
 
 
 def _cell(row: dict[str, Any], key: str, width: int) -> str:

@@ -20,7 +20,7 @@ import orjson
 
 from proxy.logstore.rows import utc_naive
 
-_RECENT_COLUMNS = (
+RECENT_COLUMNS = (
     "id",
     "created_at",
     "finished_at",
@@ -106,7 +106,7 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
 def recent(conn: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str, Any]]:
     """The latest requests, newest first, without the large JSON bodies."""
     cur = conn.execute(
-        f"SELECT {', '.join(_RECENT_COLUMNS)} FROM requests "
+        f"SELECT {', '.join(RECENT_COLUMNS)} FROM requests "
         "ORDER BY created_at DESC NULLS LAST, id DESC LIMIT ?",
         [int(limit)],
     )

@@ -13,29 +13,12 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from proxy.logstore.queries import RECENT_COLUMNS
 from proxy.logstore.rows import utc_naive
 from trainer.agreement import agreement
 
-_LOG_COLUMNS = (
-    "id",
-    "created_at",
-    "requested_model",
-    "tag",
-    "stream",
-    "route",
-    "reason",
-    "degraded",
-    "confidence",
-    "threshold",
-    "student_version",
-    "status_code",
-    "error",
-    "total_latency_ms",
-    "ttfb_ms",
-    "cost_usd",
-    "counterfactual_cost_usd",
-    "shadow",
-)
+# The dashboard's log view: the recent-rows columns less two it does not show.
+_LOG_COLUMNS = tuple(c for c in RECENT_COLUMNS if c not in ("finished_at", "scorer"))
 _MAX_PAIRS = 5000
 _MAX_SCORES = 20000
 _HISTOGRAM_BINS = 30

@@ -22,12 +22,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from proxy.auth import KeyRing
 from proxy.errors import InvalidRequest, ProxyError
+from proxy.feedback.service import build_feedback
 from proxy.limits import RateLimiter
 from proxy.limits.http import seed_spend_from_log
 from proxy.loop.scheduler import start_loop, stop_loop
 from proxy.observability.hooks import RequestObserver
 from proxy.privacy import build_sink, run_retention, scrub_secrets, scrubber_from_settings
-from proxy.routers import admin, chat, health, models, stats
+from proxy.routers import admin, chat, feedback, health, models, stats
 from proxy.serving.chat import ChatService
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.student_state import ActiveStudent, StudentVersion
@@ -92,6 +93,7 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.writer = build_writer(settings)
     state.limiter = RateLimiter.from_settings(settings)
     state.scrubber = scrubber_from_settings(settings)
+    state.feedback = build_feedback(settings, state.writer, state.keys)
     state.chat = ChatService(
         settings,
         state.pool,
@@ -217,6 +219,7 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
     )
     for router in (chat.router, models.router, health.router, stats.router, admin.router):
         app.include_router(router)
+    app.include_router(feedback.router)
     install_error_handlers(app)
     return app
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -79,3 +79,22 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class FeedbackRequest(BaseModel):
+    """``POST /v1/feedback`` (also one line of `distill feedback import`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    request_id: str = Field(min_length=1, max_length=128)
+    rating: Literal["good", "bad"] | None = None
+    correction: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> FeedbackRequest:
+        if self.rating is None and self.correction is None and self.note is None:
+            raise ValueError("send at least one of rating, correction, note")
+        if self.correction is not None and not self.correction.strip():
+            raise ValueError("correction must not be empty (send null for none)")
+        return self

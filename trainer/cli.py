@@ -23,6 +23,7 @@ import duckdb
 from proxy.settings import Settings
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
+from trainer.feedback import gold_lines
 from trainer.run import EXIT_NOT_ENOUGH_DATA, new_run_id
 
 Echo = Callable[[str], None]
@@ -73,6 +74,7 @@ def format_selection(selection: DatasetSelection) -> list[str]:
         f"split: {summary['train_rows']} train / {summary['eval_rows']} eval "
         f"(+{summary['eval_held_back']} eval rows held back by train_eval_max_rows)",
         f"soft labels (teacher logprobs): {summary['soft_label_rows']} train rows",
+        *gold_lines(counts, summary.get("feedback"), None),
     ]
     if summary["closed_set"]:
         labels = summary["closed_set"]

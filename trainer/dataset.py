@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 from trainer.config import TrainConfig
+from trainer.feedback import feedback_source, gold_summary
 from trainer.task import PromptPrefix, detect_closed_set, detect_prompt_prefix, strip_prefix
 
 # Reasons a row is rejected, in the order they are checked (the first match counts).
@@ -33,6 +34,7 @@ SQL_FILTERS = (
     "store_false",
     "before_since",
     "out_of_scope",
+    "rated_bad",
     "no_teacher_answer",
     "error",
     "finish_reason",
@@ -63,6 +65,8 @@ class TrainRow:
     completion: str
     teacher_logprobs: tuple[dict[str, Any], ...] | None
     shadow: bool
+    gold: bool = False  # the label comes from a user's feedback (trainer/feedback.py)
+    teacher_answer: str | None = None  # the teacher's own answer, when gold
 
 
 @dataclass
@@ -101,6 +105,7 @@ class DatasetSelection:
             "prompt_prefix": self.prompt_prefix.to_dict() if self.prompt_prefix else None,
             "closed_set": self.closed_set,
             "notes": list(self.notes),
+            "feedback": gold_summary(self.train, self.eval),
         }
 
 
@@ -166,6 +171,7 @@ def _query_candidates(
             THEN 'before_since'
           WHEN ($model IS NOT NULL AND requested_model IS DISTINCT FROM $model)
             OR ($tag IS NOT NULL AND tag IS DISTINCT FROM $tag) THEN 'out_of_scope'
+          WHEN rated_bad THEN 'rated_bad'
           WHEN teacher_text IS NULL OR trim(teacher_text) = '' THEN 'no_teacher_answer'
           WHEN coalesce(status_code, 200) <> 200 OR error IS NOT NULL THEN 'error'
           WHEN teacher_finish_reason IS NULL
@@ -178,7 +184,8 @@ def _query_candidates(
         "tag": cfg.scope_tag,
         "reasons": list(cfg.finish_reasons),
     }
-    judged = f"WITH judged AS (SELECT *, {reject} AS reject FROM read_parquet($path)) "
+    source = feedback_source(snapshot)
+    judged = f"WITH judged AS (SELECT *, {reject} AS reject FROM {source}) "
     with duckdb.connect() as conn:
         for reason, n in conn.execute(
             judged + "SELECT coalesce(reject, 'passed'), count(*) FROM judged GROUP BY ALL",
@@ -189,8 +196,9 @@ def _query_candidates(
         del counts["passed"]
         return conn.execute(
             judged + "SELECT id, prompt_hash, created_at, CAST(request_json AS VARCHAR), "
-            "teacher_text, CAST(teacher_logprobs_json AS VARCHAR), coalesce(shadow, false) "
-            "FROM judged WHERE reject IS NULL ORDER BY created_at DESC NULLS LAST, id DESC",
+            "teacher_text, CAST(teacher_logprobs_json AS VARCHAR), coalesce(shadow, false), "
+            "gold, teacher_answer FROM judged WHERE reject IS NULL "
+            "ORDER BY gold DESC, created_at DESC NULLS LAST, id DESC",
             params,
         ).fetchall()
 
@@ -201,12 +209,14 @@ def _python_filters(
     refusals = [re.compile(p) for p in cfg.refusal_patterns]
     seen: set[str] = set()
     rows: list[TrainRow] = []
-    for row_id, prompt_hash, created_at, request_json, text, logprobs_json, shadow in raw_rows:
+    for row in raw_rows:
+        row_id, prompt_hash, created_at, request_json, text, logprobs_json, shadow = row[:7]
+        gold, teacher_answer = row[7:9] if len(row) > 7 else (False, None)
         messages = parse_messages(request_json)
         if messages is None:
             counts["unsupported_request"] += 1
             continue
-        if any(p.search(text) for p in refusals):
+        if not gold and any(p.search(text) for p in refusals):
             counts["refusal"] += 1
             continue
         key = prompt_hash or _fallback_hash(messages)
@@ -223,6 +233,8 @@ def _python_filters(
                 completion=text,
                 teacher_logprobs=parse_logprobs(logprobs_json),
                 shadow=bool(shadow),
+                gold=bool(gold),
+                teacher_answer=teacher_answer if gold else None,
             )
         )
     return rows

@@ -20,6 +20,7 @@ from proxy.serving.confidence import SCORERS
 from trainer.agreement import SHORT_ANSWER_WORDS, agreement
 from trainer.backends import GenerationBackend
 from trainer.dataset import TrainRow
+from trainer.feedback import eval_gold_summary
 from trainer.task import PromptPrefix, strip_prefix
 
 COVERAGE_LEVELS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
@@ -76,6 +77,7 @@ def evaluate_model(
         prompt_pruned=served.prompt_prefix is not None and served.prompt_prefix.pruned,
         primary_scorer=CLOSED_SET_SCORER if served.closed_set else None,
         generate_seconds=round(seconds, 2),
+        gold=eval_gold_summary(rows, [i.agreement for i in items]),
     )
     return summary
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection
+from trainer.feedback import gold_lines
 
 if TYPE_CHECKING:
     from trainer.sft import TrainResult
@@ -89,6 +90,7 @@ def summary_lines(report: dict[str, Any], run_dir: Path) -> list[str]:
         f"agreement with the teacher ({metric}) on {ev.get('eval_rows', 0)} held-out prompts: "
         + ", ".join(parts)
     )
+    lines.extend(gold_lines(counts, ds.get("feedback"), ev))
     if report.get("closed_set"):
         lines.append(f"closed set: {len(report['closed_set'])} labels (served as a choice)")
     if report.get("prompt_prefix"):

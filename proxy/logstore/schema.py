@@ -120,7 +120,26 @@ class Migration:
     sql: MigrationStep
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _V1_SQL),)
+# User feedback on logged requests (issue 15). Every feedback is kept; the latest per
+# request counts. No foreign key: a request row may still be queued in the writer.
+_FEEDBACK_SQL = """
+CREATE TABLE feedback (
+    id VARCHAR PRIMARY KEY,
+    request_id VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    rating VARCHAR,
+    correction VARCHAR,
+    note VARCHAR,
+    source VARCHAR,
+    client_key_hash VARCHAR
+);
+CREATE INDEX feedback_request_id_idx ON feedback (request_id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _V1_SQL),
+    Migration(2, "feedback", _FEEDBACK_SQL),
+)
 
 _BOOKKEEPING_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (

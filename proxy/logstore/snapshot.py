@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from proxy.feedback import store as feedback_store
 from proxy.logstore.rows import utc_naive
 from proxy.logstore.writer import LogStoreUnavailable, LogWriter
 
@@ -28,14 +29,16 @@ def _copy(
     where: list[str] = []
     params: list[object] = []
     if since is not None:
-        where.append("created_at >= ?")
+        where.append("r.created_at >= ?")
         params.append(utc_naive(since))
     if not include_unstored:
-        where.append("store IS NOT FALSE")
+        where.append("r.store IS NOT FALSE")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
+    # Training applies users' feedback (trainer/feedback.py): the latest one rides along.
+    feedback_cols, feedback_join = feedback_store.snapshot_select(conn, "r")
     conn.execute(
-        f"COPY (SELECT * FROM requests{clause} ORDER BY created_at) "
-        f"TO {_sql_string(str(dest))} (FORMAT parquet)",
+        f"COPY (SELECT r.*, {feedback_cols} FROM requests r{feedback_join}{clause} "
+        f"ORDER BY r.created_at) TO {_sql_string(str(dest))} (FORMAT parquet)",
         params,
     )
 

@@ -104,30 +104,35 @@ def test_migrations_apply_in_order_once(conn: duckdb.DuckDBPyConnection) -> None
         calls.append(3)
         c.execute("ALTER TABLE requests ADD COLUMN extra2 VARCHAR")
 
+    last = MIGRATIONS[-1].version
     steps = (
         *MIGRATIONS,
-        Migration(2, "add extra", "ALTER TABLE requests ADD COLUMN extra VARCHAR"),
-        Migration(3, "add extra2 via callable", v3),
+        Migration(last + 1, "add extra", "ALTER TABLE requests ADD COLUMN extra VARCHAR"),
+        Migration(last + 2, "add extra2 via callable", v3),
     )
-    assert migrate(conn, MIGRATIONS) == 1
-    assert migrate(conn, steps) == 3
-    assert migrate(conn, steps) == 3
+    assert migrate(conn, MIGRATIONS) == last
+    assert migrate(conn, steps) == last + 2
+    assert migrate(conn, steps) == last + 2
     assert calls == [3]
     names = [n for n, _ in _columns(conn, "requests")]
     assert names[-2:] == ["extra", "extra2"]
     versions = conn.execute("SELECT version FROM schema_migrations ORDER BY applied_at, version")
-    assert [v for (v,) in versions.fetchall()] == [1, 2, 3]
+    assert [v for (v,) in versions.fetchall()] == list(range(1, last + 3))
 
 
 def test_failed_migration_rolls_back(conn: duckdb.DuckDBPyConnection) -> None:
     migrate(conn)
     broken = (
         *MIGRATIONS,
-        Migration(2, "half", "ALTER TABLE requests ADD COLUMN x INTEGER; SELECT nope FROM nowhere"),
+        Migration(
+            MIGRATIONS[-1].version + 1,
+            "half",
+            "ALTER TABLE requests ADD COLUMN x INTEGER; SELECT nope FROM nowhere",
+        ),
     )
     with pytest.raises(duckdb.CatalogException):
         migrate(conn, broken)
-    assert current_version(conn) == 1
+    assert current_version(conn) == MIGRATIONS[-1].version
     assert "x" not in [n for n, _ in _columns(conn, "requests")]
 
 

@@ -11,6 +11,7 @@ import duckdb
 import orjson
 import pytest
 
+from proxy.feedback.store import SNAPSHOT_COLUMNS
 from proxy.logstore.schema import REQUEST_COLUMNS
 from proxy.logstore.snapshot import export_snapshot, open_readonly
 from proxy.logstore.writer import LogWriter
@@ -40,7 +41,7 @@ def test_snapshot_round_trip_from_writer(make_writer: WriterFactory, tmp_path: P
     assert orjson.loads(str(rows[2][2])) == make_record(2)["teacher_logprobs_json"]
     with duckdb.connect() as conn:
         names = [d[0] for d in conn.execute(f"SELECT * FROM read_parquet('{dest}')").description]
-    assert names == list(REQUEST_COLUMNS)
+    assert names == [*REQUEST_COLUMNS, *SNAPSHOT_COLUMNS]  # + the latest feedback
 
     everything = export_snapshot(writer, tmp_path / "with.parquet", include_unstored=True)
     assert len(_read(everything)) == 6

@@ -12,7 +12,7 @@ serve: setup
 	$(VENV)/bin/distill serve
 
 test: setup
-	$(PY) -m pytest -q -ra
+	./scripts/test_tiers.sh
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e and not train and not browser"

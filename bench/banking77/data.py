@@ -1,6 +1,7 @@
 """Banking77 data: loading, the fixed-seed stratified train/validation split, and the app prompt.
 
-The dataset lives outside the repo, in ``<repo>/../shared/datasets/banking77``. The
+The dataset ships with the repository, in ``bench/banking77/dataset/`` (CC BY 4.0, see
+its README for the attribution). Nothing here reads outside the repository. The
 validation split is carved out of the training file (the official test split is held
 back on purpose) and is never sent as traffic: it only measures the student alone.
 """
@@ -14,8 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "dataset"
 DEFAULT_SEED = 77
 DEFAULT_VALIDATION_FRACTION = 0.1
 

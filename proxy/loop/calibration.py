@@ -1,22 +1,35 @@
 """Calibration: the confidence threshold as a derived value, from a quality target.
 
-In calibration mode (``target_agreement`` set) each student version gets the LOWEST
-confidence ``t`` such that, among the (student, teacher) pairs whose student confidence is
-``>= t``, the agreement with the teacher is at least the target with high confidence: the
-lower end of a Wilson score interval (level ``calibration_confidence``, 95 % two-sided by
-default) must reach the target, over at least ``calibration_min_pairs`` pairs. Requests at or
-above ``t`` are the ones the student serves, so that set is exactly where the target must
-hold. Without enough pairs, or when no threshold reaches the target, the version stays
-uncalibrated (threshold ``None``): the student serves nothing and keeps logging its answers
-beside the teacher's, which are the pairs the next calibration uses.
+The guarantee, in one sentence: **with probability at least ``calibration_confidence``
+(95 % by default), the student's agreement with the teacher on the requests it serves is at
+least ``target_agreement``**, provided future requests resemble the calibration pairs.
+
+How: each student version gets the lowest confidence ``t`` that survives *fixed-sequence
+testing* (Learn-then-Test, Angelopoulos et al. 2021). Candidate thresholds are ordered from
+the most confident down; at each one the null hypothesis "the disagreement rate among pairs
+with confidence >= t exceeds 1 - target" is tested with an exact binomial test at level
+``delta = 1 - calibration_confidence``; the walk stops at the first hypothesis it cannot
+reject and serves from the last one it did. Because every test is run at the full ``delta``
+but only while all earlier ones rejected, the family-wise error stays at ``delta``: the
+search over thresholds does not inflate the risk (scanning every threshold and keeping the
+lowest that passes, as a plain confidence interval per threshold would, does). The candidate
+thresholds depend only on the confidences, never on which pairs agree, which keeps the tests
+valid; the walk starts where a fifth of the pairs (at least ``calibration_min_pairs``) are
+admitted, and candidates are thinned to at most `MAX_TESTS` so a noisy stretch cannot stop
+the walk one pair at a time.
+
+When no threshold passes, the version stays uncalibrated (threshold ``None``): the student
+serves nothing and keeps logging its answers beside the teacher's. The result then carries
+the best target the evidence would support (the highest one-sided lower bound on agreement
+over the candidate thresholds, with its coverage), so a user sees what is reachable.
 
 A pair agrees when `trainer.agreement.agreement` scores it >= `AGREE_MIN_SCORE`: normalised
 exact match for short teacher answers (<= 8 words: labels, yes/no), token-level F1 >= 0.8 for
 longer ones (two correct paragraphs rarely match exactly).
 
 Shadow-sampled pairs stand for ``1 / shadow_rate`` served requests each (they are a random
-sample of the confidently served traffic), so they are weighted by that and the sample size
-is Kish's effective n.
+sample of the confidently served traffic), so they are weighted by that; the binomial tests
+then use Kish's effective sample size (exact for unweighted pairs, an approximation otherwise).
 """
 
 from __future__ import annotations
@@ -28,9 +41,14 @@ from datetime import UTC, datetime
 from statistics import NormalDist
 from typing import Any
 
+from proxy.loop.binomial import binom_cdf, clopper_pearson_upper
 from trainer.agreement import agreement
 
 AGREE_MIN_SCORE = 0.8
+MAX_TESTS = 20
+"""Most candidate thresholds (the walk stops at the first it cannot pass: fewer, coarser
+steps make a noisy stretch less likely to end it early)."""
+METHOD = "fixed_sequence_binomial"
 
 
 def agrees(student_text: str, teacher_text: str) -> bool:
@@ -63,11 +81,19 @@ class Calibration:
     """Pairs at or above the threshold (the evidence for it)."""
     agreement: float | None = None
     lower: float | None = None
+    """One-sided lower confidence bound (level `level`) on agreement at the threshold."""
     upper: float | None = None
     coverage: float | None = None
     """Weighted share of pairs at or above the threshold: the traffic the student takes."""
     sources: dict[str, int] | None = None
     computed_at: str = ""
+    method: str = METHOD
+    tests: int = 0
+    """Candidate thresholds tested (most confident first)."""
+    best: dict[str, Any] | None = None
+    """The best target the evidence supports: the highest one-sided lower bound on agreement
+    over the candidate thresholds, with its threshold and coverage (shown when the target is
+    out of reach; it is a description, not a guarantee: it is a maximum over thresholds)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +140,70 @@ class _Running:
         return self.w * self.w / self.w2 if self.w2 else 0.0
 
 
+@dataclass(frozen=True)
+class _Test:
+    """One candidate threshold with the evidence at or above it."""
+
+    threshold: float
+    count: int
+    agreement: float
+    n_eff: float
+    weight: float
+
+    def disagreements(self) -> float:
+        return (1.0 - self.agreement) * self.n_eff
+
+    def p_value(self, alpha: float) -> float:
+        """P(so few disagreements | true disagreement rate = alpha): small rejects H0."""
+        return binom_cdf(self.disagreements(), self.n_eff, alpha)
+
+    def lower(self, delta: float) -> float:
+        """One-sided lower confidence bound on the agreement rate."""
+        return 1.0 - clopper_pearson_upper(self.disagreements(), self.n_eff, delta)
+
+    def upper(self, delta: float) -> float:
+        return clopper_pearson_upper(self.agreement * self.n_eff, self.n_eff, delta)
+
+
+def _candidates(ranked: Sequence[Pair], min_pairs: int) -> list[_Test]:
+    """Thresholds to test, most confident first: ends of tie groups with >= min_pairs pairs,
+    at least `step` pairs apart (the last group always). Depends on confidences only."""
+    step = max(1, math.ceil(len(ranked) / MAX_TESTS))
+    run = _Running()
+    out: list[_Test] = []
+    last_count = -step
+    for i, pair in enumerate(ranked):
+        run.add(pair)
+        if i + 1 < len(ranked) and ranked[i + 1].confidence == pair.confidence:
+            continue  # a threshold admits every pair with that exact confidence
+        final = i + 1 == len(ranked)
+        if run.count < max(1, min_pairs) or (run.count - last_count < step and not final):
+            continue
+        last_count = run.count
+        out.append(_Test(pair.confidence, run.count, run.p, run.n_eff, run.w))
+    return out
+
+
+def _start(min_pairs: int, n: int) -> int:
+    """Admitted pairs at which the walk begins: a fifth of the pairs, at least min_pairs.
+
+    A walk that starts with too few pairs fails at once (no bound is tight on 30 pairs), one
+    that starts too deep gives away coverage. In simulations (tests/loop/test_calibration_
+    guarantee.py) a fifth beat a fixed count and Bonferroni-split multi-start walks; it
+    depends on the number of pairs only, so the tests stay valid."""
+    return max(1, min_pairs, n // 5)
+
+
+def _walk(tests: Sequence[_Test], alpha: float, delta: float) -> _Test | None:
+    """Fixed-sequence testing: the last threshold rejected before the first failure."""
+    passed = None
+    for test in tests:
+        if test.p_value(alpha) > delta:
+            break
+        passed = test
+    return passed
+
+
 def choose_threshold(
     pairs: Sequence[Pair],
     *,
@@ -123,56 +213,43 @@ def choose_threshold(
     scorer: str = "",
     sources: dict[str, int] | None = None,
 ) -> Calibration:
-    """The lowest threshold whose served set meets the target (see the module docstring)."""
+    """The lowest threshold that survives fixed-sequence testing (see the module docstring)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    finite = sorted(
+    ranked = sorted(
         (p for p in pairs if math.isfinite(p.confidence)), key=lambda p: p.confidence, reverse=True
     )
     total_w = sum(p.weight for p in pairs)
+    delta, alpha = 1.0 - level, 1.0 - target
+    tests = _candidates(ranked, min_pairs)
+    start = _start(min_pairs, len(ranked))
+    chosen = _walk([t for t in tests if t.count >= start], alpha, delta)
+    best: _Test | None = None
+    best_lower = -1.0
+    for test in tests:
+        lower = test.lower(delta)
+        if lower > best_lower:
+            best, best_lower = test, lower
     common: dict[str, Any] = {
-        "target": target,
-        "level": level,
-        "scorer": scorer,
-        "pairs": len(pairs),
-        "sources": sources,
-        "computed_at": now,
-    }
-    z = z_value(level)
-    run = _Running()
-    best: Calibration | None = None
-    for i, pair in enumerate(finite):
-        run.add(pair)
-        if i + 1 < len(finite) and finite[i + 1].confidence == pair.confidence:
-            continue  # a threshold admits every pair with that exact confidence
-        if run.count < min_pairs:
-            continue
-        lower, upper = wilson(run.p, run.n_eff, z)
-        if lower >= target:
-            best = Calibration(
-                "calibrated",
-                pair.confidence,
-                pairs_used=run.count,
-                agreement=run.p,
-                lower=lower,
-                upper=upper,
-                coverage=run.w / total_w if total_w else None,
-                **common,
-            )
-    if best is not None:
-        return best
-    if run.count < min_pairs:
-        return Calibration("not_enough_pairs", None, pairs_used=run.count, **common)
-    lower, upper = wilson(run.p, run.n_eff, z)
-    return Calibration(
-        "target_not_reached",
-        None,
-        pairs_used=run.count,
-        agreement=run.p,
-        lower=lower,
-        upper=upper,
-        coverage=1.0 if total_w else None,
-        **common,
-    )
+        "target": target, "level": level, "scorer": scorer, "pairs": len(pairs),
+        "sources": sources, "computed_at": now, "tests": len(tests),
+        "best": None if best is None else {
+            "agreement_lower": round(best_lower, 4), "threshold": best.threshold,
+            "coverage": best.weight / total_w if total_w else None, "pairs_used": best.count,
+        },
+    }  # fmt: skip
+
+    def result(status: str, test: _Test, threshold: float | None) -> Calibration:
+        return Calibration(
+            status, threshold, pairs_used=test.count, agreement=test.agreement,
+            lower=test.lower(delta), upper=test.upper(delta),
+            coverage=test.weight / total_w if total_w else None, **common,
+        )  # fmt: skip
+
+    if chosen is not None:
+        return result("calibrated", chosen, chosen.threshold)
+    if not tests:
+        return Calibration("not_enough_pairs", None, pairs_used=len(ranked), **common)
+    return result("target_not_reached", tests[-1], None)
 
 
 def pairs_from_texts(

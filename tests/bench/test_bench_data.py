@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from bench.banking77.data import (
+    DEFAULT_DATA_DIR,
     Example,
     build_messages,
     load_categories,
@@ -26,6 +28,19 @@ def examples() -> list[Example]:
 @pytest.fixture(scope="module")
 def labels() -> list[str]:
     return load_categories()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dataset_ships_inside_the_repository() -> None:
+    # A fresh clone has no sibling folders: the data and its attribution travel with it.
+    assert DEFAULT_DATA_DIR.resolve().is_relative_to(REPO)
+    for name in ("train.csv", "categories.json", "README.md"):
+        assert (DEFAULT_DATA_DIR / name).is_file(), f"{name} missing from {DEFAULT_DATA_DIR}"
+    readme = (DEFAULT_DATA_DIR / "README.md").read_text()
+    assert "CC BY 4.0" in readme and "arXiv:2003.04807" in readme
+    assert not (DEFAULT_DATA_DIR / "test.csv").exists()  # the official test split stays out
 
 
 def test_dataset_shape(examples: list[Example], labels: list[str]) -> None:

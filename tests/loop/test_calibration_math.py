@@ -53,17 +53,41 @@ def test_picks_the_lowest_threshold_whose_served_set_meets_the_target() -> None:
     assert result.threshold == -0.5
     assert result.pairs_used == 110
     assert result.agreement == pytest.approx(105 / 110)
-    assert result.lower is not None and 0.85 <= result.lower < 0.9
+    # One-sided exact (Clopper-Pearson) lower bound of 105/110 at 95 %.
+    assert result.lower == pytest.approx(0.9068, abs=1e-3)
     assert result.upper is not None and result.upper >= result.agreement
     assert result.coverage == pytest.approx(110 / 160)
-    # Including the -1.5 bucket would drop agreement to 105/160: below target. At 0.9 the
-    # -0.5 bucket's lower bound (0.898) is short too, so only the perfect answers are served.
-    stricter = choose_threshold(pairs(spec), target=0.9, min_pairs=20)
+    assert result.method == "fixed_sequence_binomial" and result.tests == 4
+    # Including the -1.5 bucket would drop agreement to 105/160: below target. At 0.95 the
+    # -0.5 bucket's bound (0.907) is short, so only the perfect answers are served.
+    stricter = choose_threshold(pairs(spec), target=0.95, min_pairs=20)
     assert stricter.threshold == -0.05 and stricter.pairs_used == 100
 
 
+def test_the_walk_stops_at_the_first_threshold_it_cannot_pass() -> None:
+    # The top 60 are mixed, the next 60 perfect: over all 120 the bound would pass 0.8,
+    # but the walk starts at the top (a fifth of the pairs, min 30) and stops there.
+    spec = [(-0.01, 40, 20), (-0.05, 60, 0)]
+    result = choose_threshold(pairs(spec), target=0.8, min_pairs=30)
+    assert result.status == "target_not_reached" and result.threshold is None
+    assert result.best is not None and result.best["pairs_used"] == 120
+
+
+def test_unreachable_target_reports_the_best_supported_value() -> None:
+    spec = [(-0.01, 90, 10), (-0.5, 50, 50)]
+    result = choose_threshold(pairs(spec), target=0.95, min_pairs=20)
+    assert result.status == "target_not_reached"
+    best = result.best
+    assert best is not None and best["threshold"] == -0.01 and best["pairs_used"] == 100
+    assert 0.83 < best["agreement_lower"] < 0.9  # exact bound of 90/100
+    assert best["coverage"] == pytest.approx(0.5)
+    # Asking for what the evidence supports opens the gate at that threshold.
+    opened = choose_threshold(pairs(spec), target=best["agreement_lower"] - 1e-4, min_pairs=20)
+    assert opened.threshold == -0.01
+
+
 def test_lower_bound_not_point_estimate_decides() -> None:
-    # 29 of 30 agree: 96.7 % point estimate, but the Wilson lower bound is about 0.83.
+    # 29 of 30 agree: 96.7 % point estimate, but the exact lower bound is about 0.85.
     result = choose_threshold(pairs([(-0.1, 29, 1)]), target=0.9, min_pairs=10)
     assert result.status == "target_not_reached" and result.threshold is None
     assert result.agreement == pytest.approx(29 / 30)

@@ -60,6 +60,9 @@ class BenchSettings:
     static_requests: int = 300
     val_limit: int = 400
     teacher_accuracy: float = 0.92
+    # Share of the learning proxy's teacher answers that get the dataset label as a gold
+    # correction through POST /v1/feedback, as an app's users would send it.
+    feedback_rate: float = 0.0
     teacher_latency_ms: float = 300.0
     price_in: float = 2.5
     price_out: float = 10.0
@@ -115,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     a("--static-requests", type=int, help="requests for the static-cascade baseline (0: skip)")
     a("--val-limit", type=int, help="validation queries measured per round")
     a("--teacher-accuracy", type=float, default=0.92)
+    a(
+        "--feedback-rate",
+        type=float,
+        default=0.0,
+        help="share of teacher answers that get the dataset label as a gold correction "
+        "(POST /v1/feedback) during the learning phase; 0 = none",
+    )
     a("--teacher-latency-ms", type=float, default=300.0)
     a("--price-in", type=float, default=2.5, help="teacher USD per 1M prompt tokens")
     a("--price-out", type=float, default=10.0, help="teacher USD per 1M completion tokens")
@@ -148,6 +158,8 @@ def parse_settings(argv: list[str] | None = None) -> BenchSettings:
         extra[name.strip().upper()] = value
     values["soft_labels"] = not values.pop("no_soft_labels")
     values["prune_prompt"] = not values.pop("no_prune_prompt")
+    if not 0.0 <= values["feedback_rate"] <= 1.0:
+        raise SystemExit(f"--feedback-rate must be in [0, 1], got {values['feedback_rate']}")
     if values["target_agreement"] == 0:
         values["target_agreement"] = None
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -58,6 +58,9 @@ class RequestRecord:
     error: str | None = None
     scores: dict[str, float] | None = None
     """Every confidence scorer on the answer's logprobs, when the client asked for them."""
+    request_id: str | None = None
+    feedback: str | None = None
+    """``sent`` when the dataset label went to POST /v1/feedback, else why it failed."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +78,8 @@ class DriverConfig:
     max_tokens: int = 24
     timeout: float = 180.0
     seed: int = 0
+    feedback_rate: float = 0.0  # share of teacher answers corrected via /v1/feedback
+    feedback_phases: tuple[str, ...] = ("learning",)
 
 
 def _float(value: str | None) -> float | None:
@@ -158,7 +163,30 @@ class Driver:
         rec.latency_ms = (time.perf_counter() - start) * 1000
         rec.predicted = normalise_answer(rec.answer, self.labels)
         rec.correct = rec.predicted == rec.gold
+        if self.wants_feedback(rec):
+            await self._feedback(rec)
         return rec
+
+    def wants_feedback(self, rec: RequestRecord) -> bool:
+        """A seeded share of the teacher's answers, as users of an app would correct them."""
+        return (
+            rec.route == "teacher"
+            and rec.request_id is not None
+            and rec.phase in self.cfg.feedback_phases
+            and unit_hash(self.cfg.seed, "feedback", rec.index) < self.cfg.feedback_rate
+        )
+
+    async def _feedback(self, rec: RequestRecord) -> None:
+        # The dataset label is the correction even when the teacher was right: a user
+        # confirming the answer, and the proxy's measure of the teacher's accuracy.
+        body = {"request_id": rec.request_id, "rating": None, "correction": rec.gold}
+        try:
+            await self.client.post("/feedback", cast_to=object, body=body)
+            rec.feedback = "sent"
+        except openai.APIStatusError as exc:
+            rec.feedback = f"HTTP {exc.status_code}: {str(exc)[:200]}"
+        except _TRANSPORT_ERRORS as exc:
+            rec.feedback = f"{type(exc).__name__}: {exc}"[:200]
 
     def _headers(self, rec: RequestRecord, headers: Mapping[str, str]) -> None:
         rec.route = headers.get("x-distill-route")
@@ -166,6 +194,7 @@ class Driver:
         rec.confidence = _float(headers.get("x-distill-confidence"))
         rec.degraded = headers.get("x-distill-degraded")
         rec.student_version = headers.get("x-distill-student-version")
+        rec.request_id = headers.get("x-request-id")
 
     async def _plain(self, rec: RequestRecord, kwargs: dict[str, Any]) -> None:
         raw = await self.client.chat.completions.with_raw_response.create(**kwargs)

@@ -206,6 +206,7 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "prices_usd_per_million_tokens": raw["prices"],
         "baselines": baselines,
         "proxy_stats": raw.get("proxy_stats"),
+        "feedback": raw.get("feedback"),
         "notes": raw.get("notes", []),
         "scorers": scorers_by_round(raw),
         "served_cascade": {

@@ -29,6 +29,7 @@ from bench.banking77.checks import machinery_problems
 from bench.banking77.config import BenchSettings, parse_settings, proxy_env
 from bench.banking77.data import Example, load_categories, load_split, traffic_order
 from bench.banking77.driver import Driver, DriverConfig
+from bench.banking77.feedback import feedback_summary
 from bench.banking77.report import write_report
 from bench.banking77.rounds import (
     LoopConfig,
@@ -107,6 +108,7 @@ class Bench:
             concurrency=concurrency,
             stream_fraction=self.s.stream_fraction,
             seed=self.s.seed,
+            feedback_rate=self.s.feedback_rate,
         )
         return Driver(cfg, self.labels)
 
@@ -199,6 +201,7 @@ class Bench:
                 checkpoint=self.checkpoint,
             )
             self.raw["proxy_stats"] = await admin.stats()
+            self.raw["feedback"] = feedback_summary(self.raw, self.s.feedback_rate)
         finally:
             await driver.aclose()
             await admin.aclose()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -38,19 +39,27 @@ from proxy.upstream.client import Upstream, make_http_client
 from proxy.upstream.students import StudentPool
 from proxy.upstream.teacher import TeacherClient
 
+if TYPE_CHECKING:
+    from proxy.student.supervisor import VLLMSupervisor
+
 log = logging.getLogger("distill")
 
 
 class Transports:
-    """Optional transport overrides (the I/O seam for tests)."""
+    """Optional transport overrides (the I/O seam for tests).
+
+    `vllm_command` replaces the embedded student's command line (see `VLLMSupervisor`).
+    """
 
     def __init__(
         self,
         student: httpx.AsyncBaseTransport | None = None,
         teacher: httpx.AsyncBaseTransport | None = None,
+        vllm_command: list[str] | None = None,
     ) -> None:
         self.student = student
         self.teacher = teacher
+        self.vllm_command = vllm_command
 
 
 def _teacher(
@@ -102,9 +111,19 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
         sink=build_sink(settings, state.writer.submit, state.limiter.settle),
         observer=state.observer,
         shadow=ShadowSampler(settings.effective_shadow_rate, settings.shadow_budget_per_hour),
+        student_cap=settings.student_token_cap(cpu_student=_embedded_cpu_student(settings)),
     )
     state.supervisor = None
     state.background = []
+
+
+def _embedded_cpu_student(settings: Settings) -> bool:
+    """`distill serve` runs the student itself, on the CPU build of vLLM or without a GPU."""
+    if settings.student_urls:
+        return False
+    from proxy.student.command import detect_device
+
+    return detect_device() == "cpu"
 
 
 def build_writer(settings: Settings) -> Any:
@@ -122,20 +141,34 @@ def build_observer(app: FastAPI, settings: Settings) -> RequestObserver:
 async def _watch_students(app: FastAPI) -> None:
     """Keeps the student pool in step with the supervisor (embedded) or probes (external)."""
     state = app.state
+    models_due = 0.0
     while True:
         supervisor = state.supervisor
         if supervisor is not None:
-            url = supervisor.url
-            if supervisor.ready and url:
-                state.pool.set_urls([url], ready=True)
-            else:
-                state.pool.set_urls([url] if url else [])
-                state.pool.mark_down(supervisor.reason)
+            models_due = await _follow_supervisor(state, supervisor, models_due)
             await asyncio.sleep(0.25)
             continue
         await state.pool.probe()
         _adopt_served_model(state)
         await asyncio.sleep(2.0 if state.pool.ready else 0.5)
+
+
+async def _follow_supervisor(state: Any, supervisor: VLLMSupervisor, models_due: float) -> float:
+    """The supervisor decides readiness; the served models are re-read every 2 s while ready.
+
+    Returns when the models are due next.
+    """
+    url = supervisor.url
+    if not (supervisor.ready and url):
+        state.pool.set_urls([url] if url else [])
+        state.pool.mark_down(supervisor.reason)
+        return 0.0
+    state.pool.set_urls([url], ready=True)
+    now = time.monotonic()
+    if now < models_due:
+        return models_due
+    await state.pool.probe(readiness=False)
+    return now + 2.0
 
 
 def _adopt_served_model(state: Any) -> None:
@@ -149,14 +182,14 @@ def _adopt_served_model(state: Any) -> None:
             return
 
 
-async def _start_student(app: FastAPI) -> None:
+async def _start_student(app: FastAPI, vllm_command: list[str] | None = None) -> None:
     settings: Settings = app.state.settings
     if settings.student_urls:
         app.state.pool.set_urls(settings.student_urls, reason="probing the student")
     else:
         from proxy.student.supervisor import VLLMSupervisor
 
-        supervisor = VLLMSupervisor(settings)
+        supervisor = VLLMSupervisor(settings, command=vllm_command)
         app.state.supervisor = supervisor
         if not app.state.active.current.name:
             app.state.active.update(StudentVersion(name=supervisor.model_name))
@@ -204,7 +237,7 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
         _build_state(app, settings, transports)
         app.state.writer.start()
         await _start_limits_and_retention(app)
-        await _start_student(app)
+        await _start_student(app, transports.vllm_command)
         await start_loop(app)
         try:
             yield

@@ -35,7 +35,7 @@ class Subcommands:
 
 def registrars() -> list[Registrar]:
     """Every subcommand module under proxy/commands, in help order."""
-    modules = ["serve", "config", "stats", "runs", "feedback"]
+    modules = ["serve", "config", "stats", "runs", "export", "feedback"]
     return [importlib.import_module(f"proxy.commands.{m}").register for m in modules]
 
 

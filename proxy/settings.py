@@ -202,7 +202,36 @@ class Settings(BaseSettings):
     )
 
     # --- storage -----------------------------------------------------------------
-    db: Path = Field(Path("./distill.duckdb"), description="DuckDB file (the server owns it).")
+    db: Path | str = Field(
+        Path("./distill.duckdb"),
+        description="DuckDB file (the server owns it). A postgresql:// URL instead: one log "
+        "shared by several replicas (`--workers N`, several machines); the migrations run "
+        "once under a lock, one replica leads the training loop.",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Proxy processes `distill serve` runs on one port. Above 1 the log must "
+        "be PostgreSQL (a DuckDB file has one writing process).",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="redis:// URL of the shared rate-limit and budget state. Unset: the "
+        "PostgreSQL log holds it when DISTILL_DB is one, else each process counts alone.",
+    )
+    log_durable: bool = Field(
+        False,
+        description="Append each log row to the local journal before the response goes "
+        "out, so a SIGKILLed replica loses no acknowledged row (replayed on restart).",
+    )
+    leader_poll_interval: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="With PostgreSQL: seconds between a follower's tries to take the "
+        "leadership (the scheduler) and its re-reads of the active student version.",
+    )
     data_dir: Path = Field(
         Path("./data"), description="Runs, adapters, snapshots, spill journal, vLLM logs."
     )
@@ -459,6 +488,18 @@ class Settings(BaseSettings):
         description="Confidence level of the Wilson lower bound used to compare the "
         "agreement estimate with target_agreement.",
     )
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_path_or_url(cls, v: Any) -> Any:
+        """A postgresql:// URL stays text (a Path would fold its //); anything else is a file."""
+        if isinstance(v, str) and v.startswith(("postgresql://", "postgres://")):
+            return v
+        return Path(v) if isinstance(v, str) else v
+
+    @property
+    def db_is_postgres(self) -> bool:
+        return isinstance(self.db, str)
 
     @field_validator("teacher_url", "student_url")
     @classmethod

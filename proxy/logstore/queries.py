@@ -7,7 +7,11 @@ timestamps as ISO-8601 strings (UTC), JSON columns parsed.
 Definitions used throughout:
 - fallback rate: share of requests answered by the teacher (``route = 'teacher'``);
 - teacher calls: requests for which the teacher was called at all (served,
-  shadow-sampled or failed), i.e. ``teacher_latency_ms IS NOT NULL``.
+  shadow-sampled or failed), i.e. ``teacher_latency_ms IS NOT NULL``;
+- degraded: answers served as a stand-in (``degraded IS NOT NULL``: the teacher
+  failed, or none is configured and the student was not confident);
+- no_teacher: student answers served because no teacher was configured
+  (``reason = 'no_teacher'``, degraded or not).
 """
 
 from __future__ import annotations
@@ -77,11 +81,16 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
         "SELECT count(*), count(*) FILTER (route = 'teacher'), "
         "count(*) FILTER (teacher_latency_ms IS NOT NULL), "
         "coalesce(sum(cost_usd), 0), coalesce(sum(counterfactual_cost_usd), 0), "
-        "count(*) FILTER (status_code >= 400) "
+        "count(*) FILTER (status_code >= 400), count(*) FILTER (reason = 'no_teacher') "
         f"FROM requests{where}",
         params,
     )
-    requests, teacher, teacher_calls, cost, counterfactual, errors = total
+    requests, teacher, teacher_calls, cost, counterfactual, errors, no_teacher = total
+    degraded = conn.execute(
+        f"SELECT degraded, count(*) FROM requests{where}{' AND' if where else ' WHERE'} "
+        "degraded IS NOT NULL GROUP BY ALL ORDER BY 1",
+        params,
+    ).fetchall()
     by_route = conn.execute(
         "SELECT coalesce(route, 'unknown') AS route, count(*) AS requests, "
         "quantile_cont(total_latency_ms, 0.5) AS p50_ms, "
@@ -96,6 +105,9 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
         "fallback_rate": _ratio(teacher, requests),
         "teacher_calls": teacher_calls,
         "errors": errors,
+        "no_teacher": no_teacher,
+        "degraded": sum(n for _, n in degraded),
+        "degraded_by": {kind: n for kind, n in degraded},
         "cost_usd": float(cost),
         "counterfactual_cost_usd": float(counterfactual),
         "savings_usd": float(counterfactual) - float(cost),

@@ -1,7 +1,8 @@
-"""`BatchSink`: puts batches of log records into DuckDB, or into the spill journal.
+"""`BatchSink`: puts batches of log records into the log store, or into the spill journal.
 
 Used only from the writer thread (except `spill`, which is thread-safe). It owns
-the write connection and decides, per failure, what happens to the rows:
+the write connection (of whichever `LogBackend`: DuckDB or PostgreSQL) and decides,
+per failure, what happens to the rows:
 
 - a failure that says nothing about the rows (disk full, I/O error, lock, lost
   connection) spills the whole batch to the journal for a later replay;
@@ -16,39 +17,35 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from proxy.logstore.backend import (
+    Connect,
+    DuckDBBackend,
+    LogBackend,
+    LogStoreUnavailable,
+    connect_db,
+)
 from proxy.logstore.journal import SpillJournal
-from proxy.logstore.rows import ROW_ERRORS, Columns, InsertBatch, select_rows, to_columns
-from proxy.logstore.schema import migrate
+from proxy.logstore.rows import Columns, select_rows, to_columns
 
 log = logging.getLogger(__name__)
 
 Record = Mapping[str, Any]
-Connect = Callable[[Path], duckdb.DuckDBPyConnection]
 
 _CONVERT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OverflowError)
 _PROBE_SECONDS = 5.0  # while DuckDB is failing and no rows arrive, how often replay probes it
 _LOG_EVERY_SECONDS = 30.0
 
 
-class LogStoreUnavailable(RuntimeError):
-    """The log store is not open, closed, or cannot be (re)opened."""
+# Failures that say nothing about the rows: spill them and retry later. Reads through
+# the PostgreSQL engine turn a lost connection into LogStoreUnavailable, so this tuple
+# also covers them.
+FAILURES: tuple[type[BaseException], ...] = DuckDBBackend.failures
 
-
-# Failures that say nothing about the rows: spill them and retry later.
-FAILURES: tuple[type[BaseException], ...] = (duckdb.Error, OSError, LogStoreUnavailable)
-
-
-def connect_db(path: Path) -> duckdb.DuckDBPyConnection:
-    """Opens the log database for writing (DuckDB replays its WAL after a crash)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path))
+__all__ = ["FAILURES", "BatchSink", "Connect", "LogStoreUnavailable", "connect_db"]
 
 
 @dataclass
@@ -66,38 +63,33 @@ class Counters:
 
 
 class BatchSink:
-    """The write side of the log store: DuckDB first, the journal when DuckDB fails."""
+    """The write side of the log store: the database first, the journal when it fails."""
 
-    def __init__(
-        self,
-        db_path: Path,
-        journal: SpillJournal,
-        connect: Connect,
-        insert: InsertBatch,
-        batch_size: int,
-    ) -> None:
-        self.db_path = db_path
+    def __init__(self, backend: LogBackend, journal: SpillJournal, batch_size: int) -> None:
+        self.backend = backend
         self.journal = journal
         self.counters = Counters()
-        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.conn: Any = None
         self.healthy = True
-        self._connect = connect
-        self._insert = insert
         self._batch_size = batch_size
         self._next_probe = 0.0
         self._last_log = 0.0
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> None:
-        conn = self._connect(self.db_path)
-        migrate(conn)
+        conn = self.backend.connect()
+        try:
+            self.backend.migrate(conn)
+        except self.backend.failures:
+            self.backend.discard(conn)
+            raise
         self.conn = conn
 
-    def require_conn(self) -> duckdb.DuckDBPyConnection:
+    def require_conn(self) -> Any:
         if self.conn is None:
             try:
                 self.open()
-            except FAILURES as exc:
+            except self.backend.failures as exc:
                 raise LogStoreUnavailable(f"cannot reopen the log store: {exc}") from exc
         assert self.conn is not None
         return self.conn
@@ -107,18 +99,20 @@ class BatchSink:
         if conn is None:
             return
         try:
-            conn.execute("CHECKPOINT")  # next open need not replay a WAL
-        except duckdb.Error as exc:
-            log.warning("checkpoint on close failed: %s", exc)
-        conn.close()
+            self.backend.close(conn)
+        except self.backend.failures as exc:
+            log.warning("closing the log store: %s", exc)
+
+    def reset(self) -> None:
+        """Forgets a connection the engine declared dead; the next write reopens it."""
+        self._reset_conn()
 
     def _reset_conn(self) -> None:
-        # A fatal error invalidates the database instance; reopen it on the next write.
         conn, self.conn = self.conn, None
         if conn is not None:
             try:
-                conn.close()
-            except duckdb.Error as exc:
+                self.backend.discard(conn)
+            except self.backend.failures as exc:
                 log.warning("closing the failed log connection: %s", exc)
 
     # --- writing ---------------------------------------------------------------------
@@ -128,11 +122,11 @@ class BatchSink:
         if not good:
             return
         try:
-            self._insert(self.require_conn(), columns, False)
-        except ROW_ERRORS:
+            self.backend.insert(self.require_conn(), columns, False)
+        except self.backend.row_errors:
             self.counters.written += self._isolate(good, columns, ignore_conflicts=False)
             return
-        except FAILURES as exc:
+        except self.backend.failures as exc:
             self._failed(exc)
             self.spill(good)
             return
@@ -158,10 +152,10 @@ class BatchSink:
                 chunk = select_rows(columns, rows)
                 try:
                     # OR IGNORE: rows of a chunk that got in before a crash or failure.
-                    self._insert(conn, chunk, True)
-                except ROW_ERRORS:
+                    self.backend.insert(conn, chunk, True)
+                except self.backend.row_errors:
                     self._isolate([records[i] for i in rows], chunk, ignore_conflicts=True)
-        except FAILURES as exc:
+        except self.backend.failures as exc:
             self._failed(exc)
             return False  # the file stays for the next attempt
         self.journal.remove(path)
@@ -190,9 +184,9 @@ class BatchSink:
             try:
                 self._insert_single(select_rows(columns, [i]), ignore_conflicts)
                 inserted += 1
-            except ROW_ERRORS as exc:
+            except self.backend.row_errors as exc:
                 self._reject([record], exc)
-            except FAILURES as exc:
+            except self.backend.failures as exc:
                 self._failed(exc)
                 self.spill(records[i:])
                 break
@@ -201,12 +195,12 @@ class BatchSink:
     def _insert_single(self, single: Columns, ignore_conflicts: bool) -> None:
         conn = self.require_conn()
         try:
-            self._insert(conn, single, ignore_conflicts)
-        except duckdb.IntegrityError:
+            self.backend.insert(conn, single, ignore_conflicts)
+        except self.backend.duplicate_errors:
             # Same id twice (a client reusing x-request-id): keep the row under a new id.
             original = single[0][0] or "missing-id"
             single[0][0] = f"{original}~{uuid.uuid4().hex[:8]}"
-            self._insert(conn, single, ignore_conflicts)
+            self.backend.insert(conn, single, ignore_conflicts)
             self.counters.renamed += 1
             log.warning("duplicate request id %r logged as %r", original, single[0][0])
 
@@ -223,7 +217,7 @@ class BatchSink:
             self._last_log = now
         self.healthy = False
         self._next_probe = now + _PROBE_SECONDS
-        if isinstance(exc, duckdb.FatalException | duckdb.ConnectionException):
+        if self.backend.is_fatal(exc):
             self._reset_conn()
 
     def spill(self, records: Sequence[Record]) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from proxy.feedback import store as feedback_store
+from proxy.logstore.backend import is_postgres_url
 from proxy.logstore.rows import utc_naive
 from proxy.logstore.writer import LogStoreUnavailable, LogWriter
 
@@ -43,8 +45,18 @@ def _copy(
     )
 
 
+def _export_from(cur: Any, dest: Path, since: datetime | None, include_unstored: bool) -> None:
+    if isinstance(cur, duckdb.DuckDBPyConnection):
+        _copy(cur, dest, since, include_unstored)
+        return
+    # A PostgreSQL cursor: its rows go through a scratch DuckDB file, then the same _copy.
+    from proxy.logstore.pg_export import export_parquet
+
+    export_parquet(cur, dest, since, include_unstored, _copy)
+
+
 def export_snapshot(
-    source: duckdb.DuckDBPyConnection | LogWriter,
+    source: Any,
     dest: Path | str,
     since: datetime | None = None,
     *,
@@ -53,24 +65,31 @@ def export_snapshot(
     """Exports `requests` (rows created at or after `since`, if given) to a Parquet file.
 
     Rows a client sent with ``store: false`` are left out unless `include_unstored`:
-    snapshots feed training and evaluation, which must never see them.
+    snapshots feed training and evaluation, which must never see them. `source` is a
+    running `LogWriter` or a connection from `open_readonly` (either engine).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         if isinstance(source, LogWriter):
-            source.read(lambda cur: _copy(cur, tmp, since, include_unstored))
+            source.read(lambda cur: _export_from(cur, tmp, since, include_unstored))
         else:
-            _copy(source, tmp, since, include_unstored)
+            _export_from(source, tmp, since, include_unstored)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest
 
 
-def open_readonly(db_path: Path | str) -> duckdb.DuckDBPyConnection:
-    """Read-only connection for CLI commands when no server owns the file."""
+def open_readonly(db_path: Path | str) -> Any:
+    """Read-only connection for CLI commands when no server owns the file; for a
+    PostgreSQL URL a translating cursor on its own connection (a server may run: the
+    database is shared)."""
+    if is_postgres_url(db_path):
+        from proxy.logstore.postgres import open_reader
+
+        return open_reader(str(db_path))
     path = Path(db_path)
     if not path.exists():
         raise FileNotFoundError(f"no request log at {path}")

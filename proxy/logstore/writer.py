@@ -1,6 +1,7 @@
 """`LogWriter`: the single, batched writer of the request log, off the request path.
 
-One background thread owns the DuckDB connection used for writes. `submit` is a
+One background thread owns the connection used for writes (a DuckDB file, or a
+PostgreSQL database shared by several replicas: see `proxy.logstore.backend`). `submit` is a
 validated ``deque.append`` (no lock, no I/O) callable from the asyncio loop or any
 thread. The thread wakes every ``flush_interval`` seconds, or as soon as a batch
 is full, and writes each batch with one INSERT (see `rows.insert_batch`).
@@ -14,8 +15,9 @@ lost (the journal is flushed to the OS on every append; DuckDB replays its WAL).
 
 Other code never opens a second write connection: `execute` runs a statement on
 the writer thread and returns a Future; `read`/`cursor` give in-process cursors on
-the same database (MVCC: reads do not block the writer). From asyncio, call them
-through ``await asyncio.to_thread(writer.read, fn)``.
+the same database (MVCC: reads do not block the writer; with PostgreSQL they come
+from a small pool of read connections and take DuckDB-dialect SQL like the rest).
+From asyncio, call them through ``await asyncio.to_thread(writer.read, fn)``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import duckdb
-
+from proxy.logstore.backend import DuckDBBackend, LogBackend, is_postgres_url
 from proxy.logstore.journal import SpillJournal
 from proxy.logstore.rows import COLUMN_SET, InsertBatch, insert_batch, unknown_keys
 from proxy.logstore.sink import (
@@ -97,13 +98,15 @@ class LogWriter:
         spill_max_bytes: int = 256 * 1024 * 1024,
         connect: Connect = connect_db,
         insert: InsertBatch = insert_batch,
+        backend: LogBackend | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.backend = backend or _backend_for(db_path, connect, insert)
+        self.db_path = Path(db_path) if isinstance(self.backend, DuckDBBackend) else None
         self._queue_size = queue_size
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         journal = SpillJournal(Path(spill_dir), spill_max_bytes)
-        self._sink = BatchSink(self.db_path, journal, connect, insert, batch_size)
+        self._sink = BatchSink(self.backend, journal, batch_size)
         self._queue: collections.deque[Record] = collections.deque()
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -222,21 +225,17 @@ class LogWriter:
         """Writes everything submitted so far and replays the spill journal if DuckDB works."""
         self._enqueue(_Command(Future())).result(timeout)
 
-    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def read(self, fn: Callable[[Any], T]) -> T:
         """Calls fn with a fresh cursor on the same database (safe from any thread)."""
         with self.cursor() as cur:
             return fn(cur)
 
     @contextmanager
-    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        conn = self._sink.conn
-        if conn is None:
+    def cursor(self) -> Iterator[Any]:
+        if self._thread is None:
             raise LogStoreUnavailable("log store is not open")
-        cur = conn.cursor()
-        try:
+        with self.backend.reader(self._sink.conn) as cur:
             yield cur
-        finally:
-            cur.close()
 
     def _enqueue(self, command: _Command) -> Future[Any]:
         if self._thread is None or self._stop.is_set():
@@ -311,7 +310,17 @@ class LogWriter:
 
     def _execute(self, command: _Command) -> None:
         try:
-            cur = self._sink.require_conn().execute(command.sql or "", command.params)
-            command.future.set_result(cur.fetchall() if cur.description else None)
-        except _EXECUTE_ERRORS as exc:
+            conn = self._sink.require_conn()
+            command.future.set_result(self.backend.execute(conn, command.sql or "", command.params))
+        except (*self.backend.failures, *_EXECUTE_ERRORS) as exc:
+            if self.backend.is_fatal(exc):
+                self._sink.reset()
             command.future.set_exception(exc)
+
+
+def _backend_for(db: Path | str, connect: Connect, insert: InsertBatch) -> LogBackend:
+    if is_postgres_url(db):
+        from proxy.logstore.postgres import PostgresBackend
+
+        return PostgresBackend(str(db))
+    return DuckDBBackend(Path(db), connect, insert)

@@ -169,9 +169,15 @@ class LoopStore:
     # --- student versions -----------------------------------------------------------------
     async def save_version(self, row: VersionRow) -> None:
         await self._execute(
-            "INSERT OR REPLACE INTO student_versions (name, run_id, adapter_path, created_at, "
+            # ON CONFLICT rather than INSERT OR REPLACE: PostgreSQL has only this form.
+            "INSERT INTO student_versions (name, run_id, adapter_path, created_at, "
             "activated_at, active, threshold, calibration_json, closed_set_json, prompt_prefix) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "run_id = excluded.run_id, adapter_path = excluded.adapter_path, "
+            "created_at = excluded.created_at, activated_at = excluded.activated_at, "
+            "active = excluded.active, threshold = excluded.threshold, "
+            "calibration_json = excluded.calibration_json, "
+            "closed_set_json = excluded.closed_set_json, prompt_prefix = excluded.prompt_prefix",
             [
                 row.name,
                 row.run_id,

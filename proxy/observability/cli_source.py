@@ -82,7 +82,9 @@ class StatsSource:
         data = self._get("/admin/stats", {"since": since})
         if data is not None:
             return Answer(data, f"server {self.settings.server_url}")
-        return self._from_file(lambda conn: reports.stats_report(conn, window))
+        return self._from_file(
+            lambda conn: reports.note_teacher(reports.stats_report(conn, window), None)
+        )
 
     def logs(self, limit: int, after: tuple[str, str] | None = None) -> Answer:
         params: dict[str, Any] = {"n": limit}

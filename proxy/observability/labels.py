@@ -16,6 +16,7 @@ REASONS = frozenset(
     {
         "confident",
         "low_confidence",
+        "student_truncated",
         "forced",
         "student_error",
         "student_timeout",

@@ -23,6 +23,15 @@ _LOG_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
+# What each `route` of the request log means (also in the README).
+ROUTES = {
+    "student": "the student's answer was served",
+    "teacher": "the teacher's answer was served",
+    "none": "failed before any upstream answered",
+}
+NO_TEACHER = "no teacher configured"
+
+
 def usd(value: float | None) -> str:
     if value is None:
         return "–"
@@ -37,6 +46,10 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
+def _share(n: int, total: int) -> str:
+    return f"{n:,} ({_pct(n / total if total else None)})"
+
+
 def _overview(report: dict[str, Any]) -> Table:
     s = report["summary"]
     table = Table(
@@ -48,16 +61,19 @@ def _overview(report: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     table.add_row("requests", f"{s['requests']:,}")
     for route, n in sorted(s["routes"].items()):
-        share = n / s["requests"] if s["requests"] else None
-        table.add_row(f"  route {route}", f"{n:,} ({_pct(share)})")
-    table.add_row("fallback rate", _pct(s["fallback_rate"]))
+        meaning = ROUTES.get(route)
+        label = f"  route {route}" + (f" ({meaning})" if meaning else "")
+        table.add_row(label, _share(n, s["requests"]))
+    no_teacher = report.get("teacher_configured") is False
+    if no_teacher:
+        table.add_row("teacher", f"[yellow]{NO_TEACHER}[/yellow]")
+    table.add_row("fallback rate", f"– ({NO_TEACHER})" if no_teacher else _pct(s["fallback_rate"]))
+    table.add_row("degraded answers", _degraded(s))
     table.add_row("teacher calls", f"{s['teacher_calls']:,}")
     table.add_row("errors (HTTP >= 400)", f"{s['errors']:,}")
     table.add_row("spent", usd(s["cost_usd"]))
     table.add_row("teacher-only would cost", usd(s["counterfactual_cost_usd"]))
-    saved = usd(s["savings_usd"])
-    pct = s.get("savings_pct")
-    table.add_row("saved", f"[green]{saved}[/green]" + ("" if pct is None else f" ({pct:.1f}%)"))
+    table.add_row("saved", f"– ({NO_TEACHER})" if no_teacher else _saved(s))
     version = report.get("student_version") or "–"
     if report.get("threshold") is not None:
         version += f" (threshold {report['threshold']:.3f})"
@@ -66,6 +82,19 @@ def _overview(report: dict[str, Any]) -> Table:
     if log:
         table.add_row("log queue / dropped", f"{log['queue_depth']} / {log['dropped']}")
     return table
+
+
+def _degraded(summary: dict[str, Any]) -> str:
+    n = int(summary.get("degraded") or 0)
+    kinds = ", ".join(f"{k} {v:,}" for k, v in (summary.get("degraded_by") or {}).items())
+    return _share(n, summary["requests"]) + (f": {kinds}" if kinds else "")
+
+
+def _saved(summary: dict[str, Any]) -> str:
+    pct = summary.get("savings_pct")
+    return f"[green]{usd(summary['savings_usd'])}[/green]" + (
+        "" if pct is None else f" ({pct:.1f}%)"
+    )
 
 
 def _latency(report: dict[str, Any]) -> Table:

@@ -47,6 +47,25 @@ def stats_report(
     }
 
 
+def note_teacher(report: dict[str, Any], configured: bool | None) -> dict[str, Any]:
+    """Records whether a teacher is configured; without one there is no fallback rate and
+    no saving to report (answers the teacher would have given were served degraded), so
+    those numbers become None and `summary.degraded` is what tells the story.
+
+    `configured` None (the CLI reading the file: its environment need not be the server's)
+    infers it from the log: answers served for want of a teacher, and no teacher call.
+    """
+    summary = report["summary"]
+    if configured is None:
+        configured = not (summary.get("no_teacher") and not summary.get("teacher_calls"))
+    report["teacher_configured"] = configured
+    if not configured:
+        summary.update(fallback_rate=None, savings_usd=None, savings_pct=None)
+        for bucket in report.get("timeseries") or []:
+            bucket["fallback_rate"] = None
+    return report
+
+
 def dashboard_report(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> dict[str, Any]:
     """Everything the dashboard draws, for one time window."""
     first, last = queries_ext.request_span(conn, since)

@@ -51,7 +51,7 @@ def _live(request: Request, report: dict[str, Any]) -> dict[str, Any]:
     report["student_model"] = current.name
     report["threshold"] = state.chat.threshold_for(current)
     report["scorer"] = current.scorer or state.settings.confidence_scorer
-    report["teacher_configured"] = state.teacher is not None
+    reports.note_teacher(report, state.teacher is not None)
     stats = state.writer.stats
     report["log"] = {
         "queue_depth": stats.queue_depth,

@@ -6,7 +6,8 @@ streamed answer is never half student, half teacher:
 1. forced route (`x-distill-route`), unsupported features (tools, images, ...)
    and an unavailable student go straight to the teacher;
 2. otherwise the student answers in full (non-streaming, with logprobs), the
-   configured scorer rates it, and it is served when ``score >= threshold``;
+   configured scorer rates it, and it is served when ``score >= threshold`` and
+   the proxy's max_tokens cap did not cut it short;
 3. else the teacher answers (retried within a deadline); if the teacher fails
    the student's answer is served, marked ``x-distill-degraded``.
 """
@@ -68,8 +69,11 @@ class ChatService:
         sink: RecordSink,
         observer: RequestObserver,
         shadow: ShadowSampler,
+        student_cap: int | None = None,
     ) -> None:
         self.settings = settings
+        self.student_cap = student_cap
+        """max_tokens cap of student calls (`Settings.student_token_cap`)."""
         self.pool = pool
         self.teacher = teacher
         self.active = active
@@ -127,7 +131,7 @@ class ChatService:
             scorer=scorer_for(version, self.settings.confidence_scorer),
             timeout=self.settings.student_timeout,
             top_logprobs=self.settings.student_top_logprobs,
-            max_tokens=self.settings.student_max_tokens,
+            max_tokens=self.student_cap,
             force=force,
         )
 
@@ -170,6 +174,10 @@ class ChatService:
             return Decision(True, "forced", answer=result, threshold=threshold, version=version)
         if self.teacher is None:
             return Decision(True, "no_teacher", answer=result, threshold=threshold, version=version)
+        if result.truncated:  # cut short by our cap: incomplete, however confident
+            return Decision(
+                False, "student_truncated", answer=result, threshold=threshold, version=version
+            )
         confident = threshold is not None and result.score >= threshold
         reason = "confident" if confident else "low_confidence"
         return Decision(confident, reason, answer=result, threshold=threshold, version=version)
@@ -211,7 +219,9 @@ class ChatService:
         reason = decision.reason
         if degraded is None and reason == "no_teacher":
             confident = (
-                decision.threshold is not None and decision.answer.score >= decision.threshold
+                decision.threshold is not None
+                and decision.answer.score >= decision.threshold
+                and not decision.answer.truncated
             )
             degraded = None if confident else "no-teacher"
         record.update(route="student", reason=reason, degraded=degraded)

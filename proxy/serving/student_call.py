@@ -48,6 +48,8 @@ class StudentAnswer:
     latency_ms: float
     score: float
     scorer: str
+    truncated: bool = False
+    """The proxy's max_tokens cap (not the client's own limit) cut the answer short."""
 
 
 @dataclass
@@ -77,13 +79,30 @@ def student_body(
     out["logprobs"] = True
     out["top_logprobs"] = max(int(body.get("top_logprobs") or 0), top_logprobs)
     out["messages"] = strip_prompt_prefix(list(body.get("messages") or []), version.prompt_prefix)
-    if max_tokens is not None:
+    if max_tokens is not None and cap_applies(body, max_tokens):
         for key in ("max_tokens", "max_completion_tokens"):
             if out.get(key) is None or out[key] > max_tokens:
                 out[key] = max_tokens
     if version.closed_set and not (body.get("response_format") or body.get("tools")):
         out["structured_outputs"] = {"choice": list(version.closed_set)}
     return out
+
+
+def cap_applies(body: dict[str, Any], max_tokens: int | None) -> bool:
+    """True when the cap is below what the client allowed (nothing, or a larger limit)."""
+    if max_tokens is None:
+        return False
+    limits = [body.get(k) for k in ("max_tokens", "max_completion_tokens")]
+    asked = [v for v in limits if isinstance(v, int) and not isinstance(v, bool)]
+    return not asked or min(asked) > max_tokens
+
+
+def cut_short(payload: dict[str, Any]) -> bool:
+    """Some choice stopped at the token limit (finish_reason `length`)."""
+    return any(
+        isinstance(c, dict) and c.get("finish_reason") == "length"
+        for c in payload.get("choices") or []
+    )
 
 
 def scorer_for(version: StudentVersion, configured: str) -> str:
@@ -120,7 +139,8 @@ async def ask_student(
         endpoint.inflight -= 1
     endpoint.breaker.success()
     value = score_response(scorer, result.payload)
-    return StudentAnswer(result.payload, result.latency_ms, value, scorer)
+    truncated = cap_applies(body, max_tokens) and cut_short(result.payload)
+    return StudentAnswer(result.payload, result.latency_ms, value, scorer, truncated)
 
 
 def client_view(

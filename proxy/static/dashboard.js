@@ -83,17 +83,18 @@
       .filter((m) => m.x != null);
   }
 
-  function drawCost(series) {
+  function drawCost(series, teacher) {
     let spent = 0, saved = 0;
     const spentPts = [], savedPts = [];
     for (const b of series) {
       spent += b.cost_usd; saved += b.counterfactual_cost_usd - b.cost_usd;
       spentPts.push({ x: b.t * 1000, y: spent }); savedPts.push({ x: b.t * 1000, y: saved });
     }
-    chart("chart-cost", { type: "line", data: { datasets: [
-      { label: "saved", data: savedPts, borderColor: COLORS.saved, backgroundColor: COLORS.saved + "33", fill: true, pointRadius: 2 },
-      { label: "spent", data: spentPts, borderColor: COLORS.spent, pointRadius: 2 },
-    ] }, options: baseOptions({ scales: { x: timeAxis(),
+    /* Without a teacher nothing is saved: the answers it would have given were served degraded. */
+    const datasets = teacher ? [{ label: "saved", data: savedPts, borderColor: COLORS.saved,
+      backgroundColor: COLORS.saved + "33", fill: true, pointRadius: 2 }] : [];
+    datasets.push({ label: "spent", data: spentPts, borderColor: COLORS.spent, pointRadius: 2 });
+    chart("chart-cost", { type: "line", data: { datasets }, options: baseOptions({ scales: { x: timeAxis(),
       y: { beginAtZero: true, ticks: { callback: (v) => usd(v) } } } }) });
   }
 
@@ -173,10 +174,14 @@
   function drawKpis(d) {
     const s = d.summary;
     $("k-requests").textContent = s.requests;
-    $("k-fallback").textContent = pct(s.fallback_rate);
+    const noTeacher = d.teacher_configured === false;
+    $("k-fallback").textContent = noTeacher ? "no teacher" : pct(s.fallback_rate);
+    $("k-degraded").textContent = s.degraded == null ? "–"
+      : s.degraded + (s.requests ? " (" + pct(s.degraded / s.requests) + ")" : "");
     $("k-cost").textContent = usd(s.cost_usd);
     $("k-counterfactual").textContent = usd(s.counterfactual_cost_usd);
-    $("k-savings").textContent = usd(s.savings_usd) + (d.summary.savings_pct == null ? "" : " (" + d.summary.savings_pct.toFixed(1) + "%)");
+    $("k-savings").textContent = noTeacher ? "no teacher"
+      : usd(s.savings_usd) + (s.savings_pct == null ? "" : " (" + s.savings_pct.toFixed(1) + "%)");
     $("k-errors").textContent = s.errors;
     $("version").textContent = d.student_version || "–";
     $("threshold").textContent = d.threshold == null ? "uncalibrated" : d.threshold.toFixed(3);
@@ -193,7 +198,7 @@
       const d = await res.json();
       state.data = d;
       drawKpis(d);
-      drawCost(d.timeseries); drawFallback(d.timeseries, d.versions);
+      drawCost(d.timeseries, d.teacher_configured !== false); drawFallback(d.timeseries, d.versions);
       drawAgreement(d.agreement, d.versions); drawLatency(d.latency);
       drawConfidence(d.confidence, d.threshold); drawRuns(d.runs, d.versions);
       $("load-error").hidden = true;

@@ -55,6 +55,8 @@ class StudentPool:
                 Upstream("student", url, None, self._client), self._breaker_factory()
             )
             endpoint.ready = ready or endpoint.ready
+            if ready:
+                endpoint.reason = ""  # whatever kept it down (e.g. "loading") is over
             endpoints.append(endpoint)
         self._endpoints = endpoints
         if reason:
@@ -64,6 +66,7 @@ class StudentPool:
         for endpoint in self._endpoints:
             endpoint.ready = False
             endpoint.reason = reason
+            endpoint.models = []
         self.not_ready_reason = reason
 
     def available(self) -> bool:
@@ -94,18 +97,27 @@ class StudentPool:
                 return endpoint
         return None
 
-    async def probe(self) -> None:
-        """Checks every replica's /models; used for external (not supervised) students."""
+    async def probe(self, *, readiness: bool = True) -> None:
+        """Checks every replica's /models and records the models it serves.
+
+        With `readiness` (external students) the answer also decides whether the replica is
+        ready; without it (a supervised student, whose supervisor decides) only ready replicas
+        are asked and only their model lists change.
+        """
         for endpoint in self._endpoints:
+            if not (readiness or endpoint.ready):
+                continue
             try:
                 payload = await endpoint.upstream.get_json("/models", self._probe_timeout)
             except UpstreamError as exc:
-                endpoint.ready = False
-                endpoint.reason = f"{endpoint.url}: {exc.message}"
+                if readiness:
+                    endpoint.ready = False
+                    endpoint.reason = f"{endpoint.url}: {exc.message}"
                 continue
             endpoint.models = [str(m.get("id")) for m in payload.get("data") or []]
-            endpoint.ready = True
-            endpoint.reason = ""
+            if readiness:
+                endpoint.ready = True
+                endpoint.reason = ""
 
     def status(self) -> list[dict[str, object]]:
         return [

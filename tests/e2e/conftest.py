@@ -7,7 +7,7 @@ bring it back (`real_vllm.wait_ready()`); such a test must leave it ready again.
 
 The handle type (`RealVLLM`) lives in `tests/e2e/vllm_session.py` (import it from there:
 `conftest` modules cannot be imported by name). Model cache, vLLM logs and measured numbers
-live in `test-artifacts/e2e-data/` (gitignored; CI may upload it).
+live in `data/test-artifacts/e2e-data/` (gitignored; CI may upload it).
 """
 
 from __future__ import annotations

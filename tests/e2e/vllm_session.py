@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 import httpx
 
 from proxy.student.supervisor import VLLMSupervisor
+from tests.paths import E2E_DATA
 
-REPO = Path(__file__).resolve().parents[2]
-E2E_DATA = REPO / "test-artifacts" / "e2e-data"
 STARTUP_TIMEOUT_S = 900.0
 T = TypeVar("T")
 
@@ -91,7 +90,7 @@ class RealVLLM:
 
 
 def record(numbers: dict[str, float]) -> None:
-    """Merges measured numbers into test-artifacts/e2e-data/numbers.json (for the report)."""
+    """Merges measured numbers into data/test-artifacts/e2e-data/numbers.json (for the report)."""
     path = E2E_DATA / "numbers.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     current = json.loads(path.read_text()) if path.is_file() else {}

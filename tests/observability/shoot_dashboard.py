@@ -19,6 +19,7 @@ from typing import Any
 from proxy.app import Transports, create_app
 from proxy.settings import Settings
 from tests.fakes import FakeUpstream
+from tests.paths import ARTIFACTS
 from tests.server_thread import running
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,7 +74,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("db", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("test-artifacts/dashboard-db.png"))
+    parser.add_argument("--out", type=Path, default=ARTIFACTS / "dashboard-db.png")
     parser.add_argument("--since", default="all")
     args = parser.parse_args()
     shoot(args.db, args.out, args.since)

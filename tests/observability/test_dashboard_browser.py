@@ -2,7 +2,7 @@
 
 Traffic goes through a real proxy (fake upstreams) over two student versions, the page is
 opened through the login form, every chart must have drawn its data, the "Start a run"
-button must start a run on the server, and a screenshot lands in test-artifacts/.
+button must start a run on the server, and a screenshot lands in data/test-artifacts/.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from proxy.serving.student_state import StudentVersion
 from tests.conftest import ProxyHarness
 from tests.fakes import FakeUpstream, completion, json_response
 from tests.observability.traffic import QUESTION
+from tests.paths import ARTIFACTS, REPO
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ADMIN = "adm-browser-key-SECRET"
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 FAILING_TRAINER = f"{sys.executable} -c 'import sys; sys.exit(3)'"
 MODEL = "gpt-4.1"  # $2 / $8 per 1M tokens: a teacher worth distilling away from
 CHART_IDS = ("chart-cost", "chart-fallback", "chart-agreement", "chart-latency", "chart-confidence")
@@ -172,14 +171,14 @@ def test_dashboard_renders_real_data_and_starts_a_run(
             timeout=15000,
         )
 
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 20_000
         assert not errors, errors
         assert not outside, f"the page fetched outside the proxy: {outside}"
         if "--keep-dashboard-shot" in sys.argv:  # a human refreshes docs/ on purpose
-            shutil.copy(shot, ROOT / "docs" / "dashboard.png")
+            shutil.copy(shot, REPO / "docs" / "dashboard.png")
 
 
 def _reload_until_failed(page: Any, h: ProxyHarness, run_id: str, timeout: float = 20) -> bool:

@@ -30,14 +30,14 @@ from proxy.student.command import (
     vllm_distribution,
 )
 from proxy.student.model import StudentModelError, resolve_base_model
+from tests.paths import E2E_DATA
 from tests.trainer.trainer_rows import build_row, write_snapshot
 from trainer.backends import OpenAIBackend
 from trainer.config import TrainConfig
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-E2E_DATA = REPO / "test-artifacts" / "e2e-data"  # shared with tests/e2e (model cache)
+# E2E_DATA (tests/paths.py) is shared with tests/e2e (model cache).
 SERVED = "smollm2-base"
 ANSWER = "Pineapple Protocol 7"
 STARTUP_TIMEOUT_S = 900.0

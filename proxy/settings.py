@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +30,10 @@ from pydantic_settings import (
 from proxy.limits.policy import KeyLimits
 
 DEFAULT_TEACHER_URL = "https://api.openai.com/v1"
+# A 135M student on 2 CPU cores makes roughly 20 tokens/s: 256 tokens stay well inside
+# the 30 s student timeout, 600 do not.
+CPU_STUDENT_MAX_TOKENS = 256
+DB_FILE_NAME = "distill.duckdb"
 ScorerName = Literal["mean_logprob", "min_prob", "mean_entropy"]
 
 
@@ -86,7 +97,13 @@ class Settings(BaseSettings):
         5, ge=0, le=20, description="top_logprobs asked from the student for scoring."
     )
     student_max_tokens: int | None = Field(
-        None, ge=1, description="Cap on max_tokens for student calls (None: the client's value)."
+        None,
+        ge=0,
+        description="Cap on max_tokens for student calls; clients may ask for less. Unset: "
+        f"{CPU_STUDENT_MAX_TOKENS} when `distill serve` runs the student on CPU (a longer answer "
+        "would outlast student_timeout), else the client's value. 0: never cap. An answer the "
+        "cap cut short (finish_reason `length`) is not served as confident: the teacher answers "
+        "(reason `student_truncated`).",
     )
     student_background_max: int = Field(
         32,
@@ -202,11 +219,19 @@ class Settings(BaseSettings):
     )
 
     # --- storage -----------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="The one directory of working files: the DuckDB log (unless DISTILL_DB "
+        "says otherwise), the converted default model (models/), runs and adapters (runs/), "
+        "snapshots, the spill journal (spill/) and vLLM logs (logs/); `make test` keeps its "
+        "artifacts in the checkout's data/test-artifacts/.",
+    )
     db: Path | str = Field(
-        Path("./distill.duckdb"),
-        description="DuckDB file (the server owns it). A postgresql:// URL instead: one log "
-        "shared by several replicas (`--workers N`, several machines); the migrations run "
-        "once under a lock, one replica leads the training loop.",
+        Path("data") / DB_FILE_NAME,
+        description=f"DuckDB file (the server owns it). Default: data_dir/{DB_FILE_NAME}. "
+        "A postgresql:// URL instead: one log shared by several replicas (`--workers N`, "
+        "several machines); the migrations run once under a lock, one replica leads the "
+        "training loop.",
     )
     workers: int = Field(
         1,
@@ -231,9 +256,6 @@ class Settings(BaseSettings):
         le=60,
         description="With PostgreSQL: seconds between a follower's tries to take the "
         "leadership (the scheduler) and its re-reads of the active student version.",
-    )
-    data_dir: Path = Field(
-        Path("./data"), description="Runs, adapters, snapshots, spill journal, vLLM logs."
     )
     log_queue_size: int = Field(
         10_000, ge=10, description="Rows buffered in memory before back-pressure/spill."
@@ -501,6 +523,14 @@ class Settings(BaseSettings):
     def db_is_postgres(self) -> bool:
         return isinstance(self.db, str)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _db_in_data_dir(cls, data: Any) -> Any:
+        """Without an explicit `db` the log lives in the data directory, wherever that is."""
+        if isinstance(data, dict) and data.get("db") is None and data.get("data_dir") is not None:
+            data = {**data, "db": Path(str(data["data_dir"])) / DB_FILE_NAME}
+        return data
+
     @field_validator("teacher_url", "student_url")
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
@@ -532,6 +562,12 @@ class Settings(BaseSettings):
         if self.shadow_rate is not None:
             return self.shadow_rate
         return 0.1 if self.calibration_mode else 0.0
+
+    def student_token_cap(self, *, cpu_student: bool) -> int | None:
+        """The max_tokens cap of student calls (see student_max_tokens); None: no cap."""
+        if self.student_max_tokens is None:
+            return CPU_STUDENT_MAX_TOKENS if cpu_student else None
+        return self.student_max_tokens or None
 
     @property
     def teacher_configured(self) -> bool:

@@ -30,6 +30,12 @@ from pydantic_settings import (
 from proxy.limits.policy import KeyLimits
 
 DEFAULT_TEACHER_URL = "https://api.openai.com/v1"
+# OpenAI endpoint families (the first path segment after /v1/) that can be relayed as is.
+PASSTHROUGH_ENDPOINTS: tuple[str, ...] = (
+    "embeddings", "completions", "moderations", "images", "audio", "files", "uploads",
+    "batches", "responses", "vector_stores", "fine_tuning", "assistants", "threads",
+    "realtime", "containers", "conversations", "evals", "videos", "chat", "models",
+)  # fmt: skip
 # A 135M student on 2 CPU cores makes roughly 20 tokens/s: 256 tokens stay well inside
 # the 30 s student timeout, 600 do not.
 CPU_STUDENT_MAX_TOKENS = 256
@@ -185,15 +191,20 @@ class Settings(BaseSettings):
 
     # --- routing -----------------------------------------------------------------
     confidence_scorer: ScorerName = Field("mean_logprob", description="Confidence scorer.")
-    confidence_threshold: float = Field(
-        -0.5, description="Static threshold: the student is served when score >= threshold."
-    )
-    target_agreement: float | None = Field(
+    confidence_threshold: float | None = Field(
         None,
+        description="Static threshold, opt-in: serve the student when score >= threshold, with "
+        "no calibration. Unset: calibration mode (target_agreement), the default.",
+    )
+    target_agreement: float = Field(
+        0.8,
         gt=0,
-        le=1,
-        description="Calibration mode: derive the threshold per student version so that the "
-        "estimated agreement with the teacher stays at or above this target.",
+        lt=1,
+        description="Calibration mode (the default): per student version, the lowest threshold "
+        "at which, with probability calibration_confidence, the student's agreement with the "
+        "teacher on the requests it serves is at least this. Agreement counts the teacher's own "
+        "mistakes against the student: choose about 10 points below how often the teacher is "
+        "right (0.8 for a teacher right ~90% of the time). docs/calibration.md.",
     )
 
     shadow_rate: float | None = Field(
@@ -216,6 +227,26 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(None, description="Key for /admin/* and /dashboard.")
     max_body_bytes: int = Field(
         4_000_000, ge=1024, description="Largest accepted request body (413 above)."
+    )
+
+    # --- the rest of the OpenAI API (relayed to the teacher; proxy/serving/passthrough) ----
+    passthrough: str = Field(
+        "all",
+        description="OpenAI endpoints the proxy does not distill and relays to the teacher "
+        "as they are: `all`, `none`, or a comma-separated list of names ("
+        + ", ".join(PASSTHROUGH_ENDPOINTS)
+        + "); `all,-images,-audio` relays all but those. The others are refused (403).",
+    )
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest non-JSON body (multipart file upload, binary) relayed to the "
+        "teacher (413 above). JSON bodies are bounded by max_body_bytes.",
+    )
+    model_aliases: str | None = Field(
+        None,
+        description="Comma-separated model names /v1/models lists besides the student and the "
+        "teacher's models (for clients that check the model name before they start).",
     )
 
     # --- storage -----------------------------------------------------------------
@@ -422,6 +453,17 @@ class Settings(BaseSettings):
     train_eval_max_rows: int = Field(
         200, ge=1, description="Most held-out rows scored per model in a run."
     )
+    train_calibration_fraction: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="Share of prompts held out for good as the calibration set (never trained "
+        "on; the next hash buckets after the eval split): every promoted version is scored on "
+        "all of it, so its evidence grows with the traffic. 0: calibrate on the eval split.",
+    )
+    train_calibration_max_rows: int = Field(
+        2000, ge=1, description="Most calibration rows (the newest) scored per promotion."
+    )
     train_eval_base_max_rows: int = Field(
         50, ge=0, description="Held-out rows the base model is scored on in a run; 0 skips it."
     )
@@ -511,6 +553,14 @@ class Settings(BaseSettings):
         "agreement estimate with target_agreement.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _db_in_data_dir(cls, data: Any) -> Any:
+        """Without an explicit `db` the log lives in the data directory, wherever that is."""
+        if isinstance(data, dict) and data.get("db") is None and data.get("data_dir") is not None:
+            data = {**data, "db": Path(str(data["data_dir"])) / DB_FILE_NAME}
+        return data
+
     @field_validator("db", mode="before")
     @classmethod
     def _db_path_or_url(cls, v: Any) -> Any:
@@ -522,14 +572,6 @@ class Settings(BaseSettings):
     @property
     def db_is_postgres(self) -> bool:
         return isinstance(self.db, str)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _db_in_data_dir(cls, data: Any) -> Any:
-        """Without an explicit `db` the log lives in the data directory, wherever that is."""
-        if isinstance(data, dict) and data.get("db") is None and data.get("data_dir") is not None:
-            data = {**data, "db": Path(str(data["data_dir"])) / DB_FILE_NAME}
-        return data
 
     @field_validator("teacher_url", "student_url")
     @classmethod
@@ -543,6 +585,35 @@ class Settings(BaseSettings):
             return []
         return [u.strip().rstrip("/") for u in self.student_url.split(",") if u.strip()]
 
+    @field_validator("passthrough")
+    @classmethod
+    def _known_endpoints(cls, v: str) -> str:
+        for item in v.split(","):
+            name = item.strip().removeprefix("-")
+            if name and name not in ("all", "none") and name not in PASSTHROUGH_ENDPOINTS:
+                known = ", ".join(PASSTHROUGH_ENDPOINTS)
+                raise ValueError(f"unknown pass-through endpoint {name!r}; known: {known}")
+        return v
+
+    @property
+    def passthrough_endpoints(self) -> frozenset[str]:
+        """The endpoint names relayed to the teacher (DISTILL_PASSTHROUGH resolved)."""
+        chosen: set[str] = set()
+        for item in (i.strip() for i in self.passthrough.split(",")):
+            if item == "all":
+                chosen.update(PASSTHROUGH_ENDPOINTS)
+            elif item == "none":
+                chosen.clear()
+            elif item.startswith("-"):
+                chosen.discard(item[1:])
+            elif item:
+                chosen.add(item)
+        return frozenset(chosen)
+
+    @property
+    def model_alias_list(self) -> list[str]:
+        return [m.strip() for m in (self.model_aliases or "").split(",") if m.strip()]
+
     @property
     def client_keys(self) -> list[str]:
         if not self.api_keys:
@@ -555,7 +626,7 @@ class Settings(BaseSettings):
 
     @property
     def calibration_mode(self) -> bool:
-        return self.target_agreement is not None
+        return self.confidence_threshold is None
 
     @property
     def effective_shadow_rate(self) -> float:

@@ -58,6 +58,9 @@ def base_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "teacher_backoff": 0.01,
         "log_flush_interval": 0.05,
     }
+    if "target_agreement" in overrides:
+        # Asking for a target means calibration mode: no static threshold.
+        values["confidence_threshold"] = None
     values.update(overrides)
     return Settings(**values)
 

@@ -67,6 +67,17 @@ class TrainConfig:
     eval_max_rows: int = field(
         default=200, metadata=_help("Most eval rows scored per model (the newest).")
     )
+    calibration_fraction: float = field(
+        default=0.15,
+        metadata=_help(
+            "Share of prompt hashes held out for good as the calibration set (the hash buckets "
+            "right after the eval split): never trained on, scored by the proxy at promotion "
+            "to set the serving threshold. 0: none (the proxy calibrates on the eval split)."
+        ),
+    )
+    calibration_max_rows: int = field(
+        default=2000, metadata=_help("Most calibration rows listed per run (the newest).")
+    )
     prune_prompt: bool = field(
         default=False,
         metadata=_help(
@@ -159,6 +170,11 @@ class TrainConfig:
             (self.min_eval_rows >= 1, "min_eval_rows must be >= 1"),
             (self.max_rows >= self.min_rows, "max_rows must be >= min_rows"),
             (0.0 < self.eval_fraction < 1.0, "eval_fraction must be in (0, 1)"),
+            (
+                0.0 <= self.calibration_fraction < 1.0 - self.eval_fraction,
+                "calibration_fraction must be in [0, 1 - eval_fraction)",
+            ),
+            (self.calibration_max_rows >= 1, "calibration_max_rows must be >= 1"),
             (self.eval_max_rows >= self.min_eval_rows, "eval_max_rows must be >= min_eval_rows"),
             (0.0 < self.prune_min_share <= 1.0, "prune_min_share must be in (0, 1]"),
             (self.prune_min_chars >= 1, "prune_min_chars must be >= 1"),
@@ -222,6 +238,8 @@ class TrainConfig:
             "prune_prompt": settings.train_prune_prompt,
             "closed_set_max": settings.train_closed_set_max,
             "eval_max_rows": settings.train_eval_max_rows,
+            "calibration_fraction": settings.train_calibration_fraction,
+            "calibration_max_rows": settings.train_calibration_max_rows,
             "eval_base_max_rows": settings.train_eval_base_max_rows,
             "cpu_bf16": settings.train_cpu_bf16,
             "seed": settings.train_seed,

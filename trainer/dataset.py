@@ -5,8 +5,10 @@ DuckDB file. A row is a training example when the teacher answered it successful
 non-empty ``teacher_text``, an accepted ``teacher_finish_reason``, ``status_code`` 200 and
 no ``error``, not ``store: false``, not a refusal (configurable regexes), a text-only request
 without tools. Shadow-sampled pairs count like any teacher answer. Rows are deduplicated by
-``prompt_hash`` keeping the newest, capped to the newest ``max_rows``, then split by a pure
-function of the prompt hash: a prompt stays in train or in eval across all runs.
+``prompt_hash`` keeping the newest, then split by a pure function of the prompt hash into
+eval (the promotion gate), calibration (the proxy's serving threshold) and train, so a prompt
+keeps its side across all runs and the held-out sides grow with the traffic; each side is
+capped to its newest rows (``max_rows`` for train).
 
 Every rejected row is counted under the first filter that rejected it (``--dry-run`` shows
 these counts). No torch here: `distill train --dry-run` and the proxy import this module.
@@ -76,6 +78,8 @@ class DatasetSelection:
     train: list[TrainRow]
     eval: list[TrainRow]
     counts: dict[str, int]
+    calibration: list[TrainRow] = field(default_factory=list)
+    """Held out for good like eval; the proxy scores each promoted version on it."""
     prompt_prefix: PromptPrefix | None = None
     closed_set: list[str] | None = None
     eval_held_back: int = 0
@@ -92,7 +96,11 @@ class DatasetSelection:
     def manifest(self) -> dict[str, list[dict[str, str]]]:
         return {
             split: [{"id": r.id, "prompt_hash": r.prompt_hash} for r in rows]
-            for split, rows in (("train", self.train), ("eval", self.eval))
+            for split, rows in (
+                ("train", self.train),
+                ("eval", self.eval),
+                ("calibration", self.calibration),
+            )
         }
 
     def summary(self) -> dict[str, Any]:
@@ -100,6 +108,7 @@ class DatasetSelection:
             "counts": dict(self.counts),
             "train_rows": len(self.train),
             "eval_rows": len(self.eval),
+            "calibration_rows": len(self.calibration),
             "eval_held_back": self.eval_held_back,
             "soft_label_rows": self.soft_label_rows,
             "prompt_prefix": self.prompt_prefix.to_dict() if self.prompt_prefix else None,
@@ -143,6 +152,18 @@ def is_eval(prompt_hash: str, eval_fraction: float) -> bool:
     return split_bucket(prompt_hash) < round(eval_fraction * SPLIT_BUCKETS)
 
 
+def split_of(prompt_hash: str, cfg: TrainConfig) -> str:
+    """``eval``, ``calibration`` or ``train``: a pure function of the prompt hash, so a prompt
+    keeps its side across runs and the held-out sides grow with the traffic."""
+    bucket = split_bucket(prompt_hash)
+    eval_end = round(cfg.eval_fraction * SPLIT_BUCKETS)
+    if bucket < eval_end:
+        return "eval"
+    if bucket < eval_end + round(cfg.calibration_fraction * SPLIT_BUCKETS):
+        return "calibration"
+    return "train"
+
+
 def select_dataset(
     snapshot: Path, cfg: TrainConfig, since: datetime | None = None
 ) -> DatasetSelection:
@@ -150,10 +171,6 @@ def select_dataset(
     counts: Counter[str] = Counter({name: 0 for name in SQL_FILTERS + PY_FILTERS})
     raw_rows = _query_candidates(snapshot, cfg, since, counts)
     rows = _python_filters(raw_rows, cfg, counts)
-    if len(rows) > cfg.max_rows:
-        counts["over_max_rows"] = len(rows) - cfg.max_rows
-        rows = rows[: cfg.max_rows]
-    counts["selected"] = len(rows)
     selection = _split(rows, cfg, counts)
     _check_enough(selection, cfg)
     return selection
@@ -245,10 +262,18 @@ def _split(rows: list[TrainRow], cfg: TrainConfig, counts: Counter[str]) -> Data
         [r.messages for r in rows], cfg.prune_min_share, cfg.prune_min_chars, cfg.prune_prompt
     )
     closed_set = detect_closed_set([r.completion for r in rows], cfg.closed_set_max)
-    train = [r for r in rows if not is_eval(r.prompt_hash, cfg.eval_fraction)]
-    eval_rows = [r for r in rows if is_eval(r.prompt_hash, cfg.eval_fraction)]
+    sides: dict[str, list[TrainRow]] = {"eval": [], "calibration": [], "train": []}
+    for row in rows:  # newest first: each cap keeps the newest
+        sides[split_of(row.prompt_hash, cfg)].append(row)
+    train, eval_rows, calibration = sides["train"], sides["eval"], sides["calibration"]
+    if len(train) > cfg.max_rows:
+        counts["over_max_rows"] = len(train) - cfg.max_rows
+        train = train[: cfg.max_rows]
     # Held-back eval rows are NOT moved to train: the eval split is held out for good.
     held_back = max(0, len(eval_rows) - cfg.eval_max_rows)
+    eval_rows = eval_rows[: cfg.eval_max_rows]
+    calibration = calibration[: cfg.calibration_max_rows]
+    counts["selected"] = len(train) + len(eval_rows) + len(calibration)
     notes = []
     if prefix is not None and not prefix.pruned:
         notes.append(
@@ -257,7 +282,8 @@ def _split(rows: list[TrainRow], cfg: TrainConfig, counts: Counter[str]) -> Data
         )
     return DatasetSelection(
         train=train,
-        eval=eval_rows[: cfg.eval_max_rows],
+        eval=eval_rows,
+        calibration=calibration,
         counts=dict(counts),
         prompt_prefix=prefix,
         closed_set=closed_set,

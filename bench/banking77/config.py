@@ -54,7 +54,7 @@ class BenchSettings:
     stream_fraction: float = 0.3
     scorer: str = "mean_logprob"
     threshold: float | None = None
-    target_agreement: float | None = 0.97
+    target_agreement: float | None = 0.8
     soft_labels: bool = True
     prune_prompt: bool = True
     static_requests: int = 300
@@ -106,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     a(
         "--target-agreement",
         type=float,
-        default=0.97,
-        help="calibration mode target; 0 = static threshold only",
+        default=0.8,
+        help="calibration target (the proxy's default and the README's recommended value); "
+        "0 = static threshold only",
     )
     a("--no-soft-labels", action="store_true", help="train on hard labels only (kd_alpha=0)")
     a(
@@ -198,7 +199,9 @@ def proxy_env(
         env["DISTILL_STUDENT_URL"] = s.student_url
     elif base_model is not None:
         env["DISTILL_STUDENT_BASE_MODEL"] = str(base_model)
-    env["DISTILL_CONFIDENCE_THRESHOLD"] = str(s.static_threshold)
+    if role == "static" or s.target_agreement is None:
+        # Static mode is the opt-in: setting a threshold turns calibration off.
+        env["DISTILL_CONFIDENCE_THRESHOLD"] = str(s.static_threshold)
     if s.train_epochs is not None:
         env["DISTILL_TRAIN_EPOCHS"] = str(s.train_epochs)
     if role == "learning":

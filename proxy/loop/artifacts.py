@@ -112,9 +112,13 @@ class RunArtifacts:
         }
 
     def eval_ids(self) -> list[str]:
-        entries = self.manifest.get("eval")
+        return self.split_ids("eval")
+
+    def split_ids(self, split: str) -> list[str]:
+        """Row ids of one manifest side (``eval``, ``calibration``, ``train``)."""
+        entries = self.manifest.get(split)
         if entries is None:
-            _found, entries = find_key(self.manifest, "eval")
+            _found, entries = find_key(self.manifest, split)
         if not isinstance(entries, list):
             return []
         return [
@@ -122,6 +126,13 @@ class RunArtifacts:
             for e in entries
             if isinstance(e, dict | str) and (not isinstance(e, dict) or "id" in e)
         ]
+
+    def calibration_rows(self) -> list[EvalRow]:
+        """The run's calibration set ([] for runs made before it existed, or without one)."""
+        ids = self.split_ids("calibration")
+        if not ids or not self.snapshot.is_file():
+            return []
+        return load_rows(self.snapshot, ids, self.config().eval_max_new_tokens)
 
     def eval_rows(self) -> list[EvalRow]:
         """The run's held-out rows (manifest ids; else the trainer's deterministic split)."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from proxy.loop.artifacts import EvalRow
 from proxy.loop.calibration import Calibration, Pair, choose_threshold, pairs_from_texts
+from proxy.loop.evaluate import EvalItem
 from proxy.loop.store import LoopStore
 from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.settings import Settings
@@ -24,23 +27,61 @@ from proxy.settings import Settings
 log = logging.getLogger("distill.loop")
 
 EVAL_PAIRS = "eval_pairs.json"
+EVAL_ITEMS = "eval_items.json"
 
 
 def scorer_of(version: StudentVersion, settings: Settings) -> str:
     return version.scorer or settings.confidence_scorer
 
 
-def save_eval_pairs(run_dir: Path, pairs: list[Pair]) -> None:
+def save_eval_pairs(
+    run_dir: Path,
+    pairs: list[Pair],
+    split: str = "eval",
+    rows: Sequence[EvalRow] = (),
+    items: Sequence[EvalItem] = (),
+) -> None:
+    """The pairs the threshold is derived from, and (``eval_items.json``) each item with its
+    query, answer and reference, so an operator can see what the evidence was."""
     data = [{"confidence": p.confidence, "agree": p.agree} for p in pairs]
-    (run_dir / EVAL_PAIRS).write_text(json.dumps(data))
+    (run_dir / EVAL_PAIRS).write_text(json.dumps({"split": split, "pairs": data}))
+    queries = {row.id: last_user_text(row.body) for row in rows}
+    references = {row.id: row.reference for row in rows}
+    detail = [
+        {
+            "id": item.id, "query": queries.get(item.id), "answer": item.text,
+            "reference": references.get(item.id), "confidence": item.confidence,
+            "agree": item.agree, "error": item.error,
+        }
+        for item in items
+    ]  # fmt: skip
+    if detail:
+        (run_dir / EVAL_ITEMS).write_text(json.dumps(detail))
 
 
-def load_eval_pairs(run_dir: Path) -> list[Pair]:
+def last_user_text(body: dict[str, Any]) -> str | None:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else None
+    return None
+
+
+def load_eval_pairs(run_dir: Path) -> tuple[str, list[Pair]]:
+    """(the held-out split they came from, the pairs) saved at promotion."""
     try:
         data = json.loads((run_dir / EVAL_PAIRS).read_text())
     except (OSError, ValueError):
-        return []
-    return [
+        return "eval", []
+    split = "eval"
+    if isinstance(data, dict):  # {"split": ..., "pairs": [...]}; older runs: a bare list
+        split, data = str(data.get("split") or "eval"), data.get("pairs")
+    if not isinstance(data, list):
+        return split, []
+    return split, [
         Pair(float(d["confidence"]), bool(d["agree"]))
         for d in data
         if isinstance(d, dict) and d.get("confidence") is not None
@@ -57,16 +98,15 @@ class Calibrator:
 
     @property
     def enabled(self) -> bool:
-        return self._settings.target_agreement is not None
+        return self._settings.calibration_mode
 
     def _runs_dir(self) -> Path:
         return self._settings.data_dir / "runs"
 
     async def calibrate(self, version: StudentVersion) -> Calibration:
         """Computes (does not apply) the threshold of `version` from all its pairs."""
-        assert self._settings.target_agreement is not None
         scorer = scorer_of(version, self._settings)
-        eval_pairs = load_eval_pairs(self._runs_dir() / version.version)
+        split, eval_pairs = load_eval_pairs(self._runs_dir() / version.version)
         rows = await self._store.logged_pairs(version.version, scorer)
         # Judging thousands of answers is CPU work: off the event loop.
         logged = await asyncio.to_thread(
@@ -78,7 +118,7 @@ class Calibrator:
             min_pairs=self._settings.calibration_min_pairs,
             level=self._settings.calibration_confidence,
             scorer=scorer,
-            sources={"eval": len(eval_pairs), "logged": len(logged)},
+            sources={split: len(eval_pairs), "logged": len(logged)},
         )
         self.evidence[version.version] = result
         return result

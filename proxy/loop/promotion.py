@@ -151,10 +151,16 @@ class Promoter:
         rows = await asyncio.to_thread(artifacts.eval_rows)
         cand = await self._measure(candidate, rows)
         inc = await self._measure(incumbent, rows)
-        save_eval_pairs(artifacts.run_dir, cand.pairs())
+        # The threshold's evidence: the calibration set, never trained on nor used by the
+        # gate (runs without one fall back to the eval split).
+        cal_rows = await asyncio.to_thread(artifacts.calibration_rows)
+        cal = await self._measure(candidate, cal_rows) if cal_rows else cand
+        split = "calibration" if cal_rows else "eval"
+        save_eval_pairs(artifacts.run_dir, cal.pairs(), split, cal_rows or rows, cal.items)
         metrics: dict[str, Any] = {
             "candidate": cand.summary(),
             "incumbent": inc.summary(),
+            "calibration_set": cal.summary() if cal_rows else None,
             "margin": self._settings.promotion_margin,
             "trainer_report": artifacts.trainer_summary(),
         }

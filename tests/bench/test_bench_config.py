@@ -34,7 +34,8 @@ def test_learning_env_is_known_to_the_proxy(monkeypatch: pytest.MonkeyPatch) -> 
     env = _env(["--retrain-every", "123", "--set", "train_lora_r=16"], "learning")
     _known(env)
     assert env["DISTILL_TRAIN_EVERY_ROWS"] == "123"
-    assert env["DISTILL_TARGET_AGREEMENT"] == "0.97"
+    assert env["DISTILL_TARGET_AGREEMENT"] == "0.8"
+    assert "DISTILL_CONFIDENCE_THRESHOLD" not in env  # calibration mode: no static threshold
     assert env["DISTILL_TRAIN_LORA_R"] == "16"
     assert env["DISTILL_STUDENT_BASE_MODEL"] == "/models/base"
     for name, value in env.items():

@@ -23,6 +23,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quality-file", type=Path, default=None, help="overrides --quality")
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--closed-set", default="")
+    p.add_argument(
+        "--split-calibration", action="store_true", help="second half of the rows: calibration"
+    )
     p.add_argument("--args-file", type=Path, default=None)
     p.add_argument("--snapshot", type=Path, required=True)
     p.add_argument("--run-dir", type=Path, required=True)
@@ -78,12 +81,14 @@ def main(argv: list[str]) -> int:
     (adapter / "adapter_config.json").write_text(
         json.dumps({"peft_type": "LORA", "r": 8, "fake_quality": quality})
     )
+    cut = len(ids) // 2 if args.split_calibration else len(ids)
     (run_dir / "manifest.json").write_text(
         json.dumps(
             {
                 "run_id": args.run_id,
                 "train": [],
-                "eval": [{"id": i, "prompt_hash": ""} for i in ids],
+                "eval": [{"id": i, "prompt_hash": ""} for i in ids[:cut]],
+                "calibration": [{"id": i, "prompt_hash": ""} for i in ids[cut:]],
             }
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from tests.loop.conftest import LoopFactory
@@ -68,6 +69,25 @@ def test_promotion_calibrates_from_the_eval_split(loop_proxy: LoopFactory) -> No
         resp = lh.chat(40, good=False)
         assert resp.headers["x-distill-route"] == "student"
         assert resp.json()["choices"][0]["message"]["content"] == "negative"
+
+
+def test_promotion_calibrates_on_the_calibration_set_not_the_gate_rows(
+    loop_proxy: LoopFactory,
+) -> None:
+    with loop_proxy(
+        trainer=("--split-calibration",), target_agreement=0.7, calibration_min_pairs=5
+    ) as lh:
+        lh.traffic(20)
+        run = lh.wait_run(lh.start_run())
+        assert run["status"] == "promoted", run["reason"]
+        metrics = run["metrics_json"]
+        assert metrics["candidate"]["n"] == 10  # the gate: the eval half
+        assert metrics["calibration_set"]["n"] == 10  # the threshold: the other half
+        assert metrics["calibration"]["sources"] == {"calibration": 10, "logged": 0}
+        items = json.loads((lh.app.state.settings.data_dir / "runs" / run["id"] / "eval_items.json")
+                           .read_text())  # fmt: skip
+        assert len(items) == 10
+        assert all(i["query"] and i["reference"] and i["answer"] is not None for i in items)
 
 
 def test_logged_pairs_calibrate_a_version_the_eval_split_could_not(

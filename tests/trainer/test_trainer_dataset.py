@@ -59,8 +59,9 @@ def test_keeps_successful_teacher_answers_and_counts(snapshot: SnapshotWriter) -
     rows = [build_row(i) for i in range(30)]
     sel = select_dataset(snapshot(rows), cfg())
     assert sel.counts["total"] == 30 and sel.counts["selected"] == 30
-    assert len(sel.train) + len(sel.eval) == 30
+    assert len(sel.train) + len(sel.eval) + len(sel.calibration) == 30
     assert ids(sel.train).isdisjoint(ids(sel.eval))
+    assert ids(sel.calibration).isdisjoint(ids(sel.train) | ids(sel.eval))
     manifest = sel.manifest()
     assert {m["id"] for m in manifest["train"]} == ids(sel.train)
     assert all(len(m["prompt_hash"]) == 64 for m in manifest["eval"])
@@ -128,7 +129,7 @@ def test_shadow_pairs_count_as_teacher_answers(snapshot: SnapshotWriter) -> None
     rows = [build_row(i, route="student", reason="confident", shadow=True) for i in range(10)]
     sel = select_dataset(snapshot(rows), cfg())
     assert sel.counts["selected"] == 10
-    assert all(r.shadow for r in sel.train + sel.eval)
+    assert all(r.shadow for r in sel.train + sel.eval + sel.calibration)
 
 
 def test_refusal_patterns_are_configurable(snapshot: SnapshotWriter) -> None:
@@ -146,7 +147,8 @@ def test_dedup_keeps_newest(snapshot: SnapshotWriter) -> None:
         101, question="same prompt", answer="new answer", created_at=T0 + timedelta(days=3)
     )
     sel = select_dataset(snapshot([old, *rows, new]), cfg())
-    kept = [r for r in sel.train + sel.eval if r.prompt_hash == old["prompt_hash"]]
+    everything = sel.train + sel.eval + sel.calibration
+    kept = [r for r in everything if r.prompt_hash == old["prompt_hash"]]
     assert [r.completion for r in kept] == ["new answer"]
     assert sel.counts["duplicate"] == 1
 
@@ -160,7 +162,8 @@ def test_dedup_prefers_a_valid_older_answer_over_a_rejected_newer(
         101, question="same prompt", answer="x", store=False, created_at=T0 + timedelta(days=3)
     )
     sel = select_dataset(snapshot([old, *rows, new]), cfg())
-    assert [r.completion for r in sel.train + sel.eval if r.id == "req-00100"] == ["good"]
+    everything = sel.train + sel.eval + sel.calibration
+    assert [r.completion for r in everything if r.id == "req-00100"] == ["good"]
 
 
 def test_split_is_a_function_of_the_prompt_hash(snapshot: SnapshotWriter) -> None:
@@ -196,12 +199,31 @@ def test_eval_cap_does_not_leak_into_train(snapshot: SnapshotWriter) -> None:
     assert ids(capped.train) == ids(full.train)
 
 
-def test_max_rows_keeps_newest(snapshot: SnapshotWriter) -> None:
-    rows = [build_row(i) for i in range(50)]
+def test_max_rows_caps_train_to_the_newest(snapshot: SnapshotWriter) -> None:
+    rows = [build_row(i) for i in range(80)]
+    full = select_dataset(snapshot(rows), cfg())
     sel = select_dataset(snapshot(rows), cfg(max_rows=20))
-    kept = ids(sel.train) | ids(sel.eval)
-    assert kept == {f"req-{i:05d}" for i in range(30, 50)}
-    assert sel.counts["over_max_rows"] == 30
+    newest_train = sorted(ids(full.train), reverse=True)[:20]
+    assert ids(sel.train) == set(newest_train)
+    assert sel.counts["over_max_rows"] == len(full.train) - 20
+    # The held-out sides are not capped by max_rows: their evidence keeps growing.
+    assert ids(sel.eval) == ids(full.eval) and ids(sel.calibration) == ids(full.calibration)
+
+
+def test_calibration_side_is_held_out_for_good(snapshot: SnapshotWriter) -> None:
+    rows = [build_row(i) for i in range(400)]
+    sel = select_dataset(snapshot(rows), cfg(eval_fraction=0.1, calibration_fraction=0.2))
+    assert 40 < len(sel.calibration) < 120  # about 20 % of 400
+    assert ids(sel.calibration).isdisjoint(ids(sel.train) | ids(sel.eval))
+    # The same prompt stays on the same side when more traffic arrives.
+    more = select_dataset(snapshot(rows + [build_row(i) for i in range(400, 600)]), cfg(
+        eval_fraction=0.1, calibration_fraction=0.2))  # fmt: skip
+    assert ids(sel.calibration) <= ids(more.calibration)
+    assert ids(more.calibration).isdisjoint(ids(more.train))
+    assert "calibration" in sel.manifest() and sel.summary()["calibration_rows"] == len(
+        sel.calibration)  # fmt: skip
+    none = select_dataset(snapshot(rows), cfg(calibration_fraction=0.0))
+    assert none.calibration == []
 
 
 def test_scope_by_model_and_tag(snapshot: SnapshotWriter) -> None:
@@ -213,7 +235,8 @@ def test_scope_by_model_and_tag(snapshot: SnapshotWriter) -> None:
     by_tag = select_dataset(snapshot(rows), cfg(scope_tag="intent"))
     assert by_tag.counts["selected"] == 20
     both = select_dataset(snapshot(rows), cfg(scope_model="gpt-4o-mini", scope_tag="intent"))
-    assert ids(both.train) | ids(both.eval) == {f"req-{i:05d}" for i in range(10)}
+    kept = ids(both.train) | ids(both.eval) | ids(both.calibration)
+    assert kept == {f"req-{i:05d}" for i in range(10)}
 
 
 def test_since(snapshot: SnapshotWriter) -> None:
@@ -301,7 +324,7 @@ def test_soft_labels_parsed(snapshot: SnapshotWriter) -> None:
     rows = [build_row(i, teacher_logprobs_json=json.dumps(lp)) for i in range(10)]
     rows.append(build_row(10, teacher_logprobs_json=json.dumps({"bad": 1})))
     sel = select_dataset(snapshot(rows), cfg())
-    with_lp = [r for r in sel.train + sel.eval if r.teacher_logprobs]
+    with_lp = [r for r in sel.train + sel.eval + sel.calibration if r.teacher_logprobs]
     assert len(with_lp) == 10
     assert with_lp[0].teacher_logprobs is not None
     assert with_lp[0].teacher_logprobs[0]["token"] == "Paris"

@@ -47,7 +47,7 @@ def load_train_config(settings: Settings, config_path: Path | None) -> TrainConf
     return TrainConfig.from_dict({**base, **overrides})
 
 
-def export_from_db(db: Path, dest: Path, since: datetime | None) -> int:
+def export_from_db(db: Path | str, dest: Path, since: datetime | None) -> int:
     """Writes the snapshot; returns how many ``store: false`` rows were left out of it."""
     from proxy.logstore.snapshot import export_snapshot, open_readonly
 
@@ -201,11 +201,10 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def record_run_start(db: Path, run_id: str, cfg: TrainConfig) -> None:
-    from proxy.logstore.schema import migrate
+def record_run_start(db: Path | str, run_id: str, cfg: TrainConfig) -> None:
+    from proxy.logstore.snapshot import open_writable
 
-    with duckdb.connect(str(db)) as conn:
-        migrate(conn)
+    with open_writable(db) as conn:
         now = _now()
         conn.execute(
             "INSERT INTO runs (id, created_at, started_at, status, trigger, config_json, pid) "
@@ -215,7 +214,7 @@ def record_run_start(db: Path, run_id: str, cfg: TrainConfig) -> None:
 
 
 def record_run_end(
-    db: Path,
+    db: Path | str,
     run_id: str,
     status: str,
     reason: str,
@@ -231,8 +230,11 @@ def record_run_end(
             for role, res in report["evaluation"].items()
             if isinstance(res, dict)
         }
+    from proxy.logstore.sink import FAILURES
+    from proxy.logstore.snapshot import open_writable
+
     try:
-        with duckdb.connect(str(db)) as conn:
+        with open_writable(db) as conn:
             conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, reason = ?, metrics_json = ?, "
                 "adapter_path = ?, report_path = ? WHERE id = ?",
@@ -246,5 +248,5 @@ def record_run_end(
                     run_id,
                 ],
             )
-    except duckdb.Error as exc:  # the run's files stand; only the bookkeeping failed
+    except FAILURES as exc:  # the run's files stand; only the bookkeeping failed
         echo(f"warning: could not record run {run_id} in {db}: {exc}")

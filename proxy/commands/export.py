@@ -31,7 +31,10 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         since = parse_since(args.since)
         with open_readonly(settings.db) as conn:
             export_snapshot(conn, out, since, include_unstored=args.include_unstored)
-    except (ValueError, FileNotFoundError, *FAILURES) as exc:
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FAILURES as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {out}")

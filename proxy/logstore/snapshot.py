@@ -100,3 +100,21 @@ def open_readonly(db_path: Path | str) -> Any:
             f"{path} is locked by another process (a running `distill serve` owns it; "
             "ask it through the admin API instead)"
         ) from exc
+
+
+def open_writable(db: Path | str) -> Any:
+    """A migrated connection for a short write by a CLI command (`distill train` recording
+    its run) while no server owns a DuckDB file; on PostgreSQL a translating cursor."""
+    if is_postgres_url(db):
+        from proxy.logstore.postgres import connect, migrate
+        from proxy.logstore.pgsql import PgCursor, Translator
+
+        translator = Translator()
+        pg = connect(str(db))
+        migrate(pg, translator)
+        return PgCursor(pg, translator, owns_connection=True)
+    from proxy.logstore.schema import migrate as migrate_duckdb
+
+    conn = duckdb.connect(str(db))
+    migrate_duckdb(conn)
+    return conn

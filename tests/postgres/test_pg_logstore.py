@@ -176,3 +176,23 @@ def test_backend_reports_a_lost_database_as_unavailable(tmp_path: Path) -> None:
         backend.connect()
     with pytest.raises(LogStoreUnavailable), backend.reader() as cur:
         cur.execute("SELECT 1")
+
+
+def test_distill_export_from_either_engine(
+    writers: tuple[LogWriter, LogWriter], pg_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from proxy.cli import main
+
+    duck, pg = writers
+    for i in range(20):
+        duck.submit(make_record(i))
+        pg.submit(make_record(i))
+    duck.flush()
+    pg.flush()
+    duck.close(5)  # a DuckDB file is exported while no server owns it
+    monkeypatch.setenv("DISTILL_DB", pg_url)
+    assert main(["export", "--out", str(tmp_path / "pg.parquet"), "--since", "2025-03-01"]) == 0
+    monkeypatch.setenv("DISTILL_DB", str(tmp_path / "log.duckdb"))
+    assert main(["export", "--out", str(tmp_path / "duck.parquet")]) == 0
+    assert _parquet(tmp_path / "pg.parquet") == _parquet(tmp_path / "duck.parquet")
+    assert main(["export", "--out", str(tmp_path / "x.csv")]) == 2

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import signal
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from proxy.app import create_app
 from proxy.auth import is_loopback
-from proxy.settings import Settings
+from proxy.settings import DB_FILE_NAME, Settings
+
+LEGACY_DB = Path(DB_FILE_NAME)  # where versions before the one data directory kept the log
 
 
 class BindRefused(SystemExit):
@@ -26,6 +29,20 @@ def check_bind(settings: Settings) -> None:
         )
 
 
+def legacy_db_warning(settings: Settings) -> str | None:
+    """A log left by an older version in ./distill.duckdb while the default one is new."""
+    db = settings.db
+    if not isinstance(db, Path) or db != settings.data_dir / DB_FILE_NAME or db.exists():
+        return None
+    if not LEGACY_DB.is_file() or LEGACY_DB.resolve() == db.resolve():
+        return None
+    return (
+        f"./{LEGACY_DB} is a request log from an older version; the log now lives in {db}. "
+        f"Move it there (mkdir -p {db.parent} && mv {LEGACY_DB} {db}) or set "
+        f"DISTILL_DB={LEGACY_DB} to keep using it."
+    )
+
+
 def serve(settings: Settings) -> int:
     check_bind(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -34,6 +51,8 @@ def serve(settings: Settings) -> int:
     logging.getLogger("distill").info(
         "distill proxy on http://%s:%s/v1 (DuckDB %s)", settings.host, settings.port, settings.db
     )
+    if (legacy := legacy_db_warning(settings)) is not None:
+        logging.getLogger("distill").warning(legacy)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

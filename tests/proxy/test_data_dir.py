@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.server import legacy_db_warning
 from proxy.settings import Settings, load_settings
 from proxy.student.model import DEFAULT_MODEL_NAME, default_model_dir
 from tests.paths import ARTIFACTS, E2E_DATA, REPO
@@ -62,3 +63,17 @@ def test_test_artifacts_and_ignores_stay_in_the_data_directory() -> None:
         and re.search(r'(REPO|ROOT) / "test-artifacts"|Path\("test-artifacts', path.read_text())
     ]
     assert offenders == []
+
+
+def test_a_log_left_by_an_older_version_is_pointed_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert legacy_db_warning(Settings()) is None  # a fresh checkout: nothing to say
+    (tmp_path / "distill.duckdb").write_bytes(b"old log")
+    warning = legacy_db_warning(Settings())
+    assert warning is not None and "data/distill.duckdb" in warning and "DISTILL_DB" in warning
+    assert legacy_db_warning(Settings(db=tmp_path / "distill.duckdb")) is None  # kept on purpose
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "distill.duckdb").write_bytes(b"new log")
+    assert legacy_db_warning(Settings()) is None  # already moved (or a new log in use)

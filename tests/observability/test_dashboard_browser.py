@@ -144,6 +144,8 @@ def test_dashboard_renders_real_data_and_starts_a_run(
             "window.distillDashboard && window.distillDashboard.status === 'ready'", timeout=15000
         )
         assert page.text_content("#k-requests") == "48"
+        assert page.text_content("#k-degraded") == "0 (0.0%)"  # a teacher answered throughout
+        assert page.text_content("#k-fallback").endswith("%")
         assert page.text_content("#version") == "v1-20250101"
         assert page.input_value("#since") == "all"  # the login kept the window asked for
 

@@ -29,7 +29,7 @@ from proxy.limits.http import seed_spend_from_log
 from proxy.loop.scheduler import start_loop, stop_loop
 from proxy.observability.hooks import RequestObserver
 from proxy.privacy import build_sink, run_retention, scrub_secrets, scrubber_from_settings
-from proxy.routers import admin, chat, feedback, health, models, stats
+from proxy.routers import admin, breakdown, chat, feedback, health, models, stats
 from proxy.serving.chat import ChatService
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.student_state import ActiveStudent, StudentVersion
@@ -253,6 +253,7 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
     for router in (chat.router, models.router, health.router, stats.router, admin.router):
         app.include_router(router)
     app.include_router(feedback.router)
+    app.include_router(breakdown.router)
     install_error_handlers(app)
     return app
 

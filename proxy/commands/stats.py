@@ -26,7 +26,24 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _breakdown(args: argparse.Namespace, settings: Settings) -> int:
+    from proxy.observability.breakdown import print_breakdown
+    from proxy.observability.cli_source import SourceError, StatsSource
+
+    try:
+        answer = StatsSource(settings).breakdown(args.by, args.since)
+    except (SourceError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(answer.data, indent=2, default=str))
+    else:
+        print_breakdown(_console(), answer.data, answer.origin)
+    return 0
+
+
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    if args.by:
+        return _breakdown(args, settings)
     from proxy.observability.cli_source import SourceError, StatsSource
     from proxy.observability.render import print_stats
 
@@ -85,6 +102,11 @@ def register(sub: Subcommands) -> None:
     )
     p.add_argument("--since", default="24h", help="window: 15m, 24h, 7d, an ISO time, or all")
     p.add_argument("--json", action="store_true", help="print the raw JSON document")
+    p.add_argument(
+        "--by",
+        choices=["label", "tag"],
+        help="where the student is weak: per label (closed-set tasks) or per tag",
+    )
     p = sub.add("logs", "recent requests from the request log", _logs)
     p.add_argument(
         "--tail",

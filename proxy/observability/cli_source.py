@@ -86,6 +86,15 @@ class StatsSource:
             lambda conn: reports.note_teacher(reports.stats_report(conn, window), None)
         )
 
+    def breakdown(self, by: str, since: str) -> Answer:
+        from proxy.observability.breakdown import breakdown
+
+        window = parse_since(since)
+        data = self._get("/admin/breakdown", {"by": by, "since": since})
+        if data is not None:
+            return Answer(data, f"server {self.settings.server_url}")
+        return self._from_file(lambda conn: breakdown(conn, by, window))
+
     def logs(self, limit: int, after: tuple[str, str] | None = None) -> Answer:
         params: dict[str, Any] = {"n": limit}
         if after is not None:

@@ -1,0 +1,178 @@
+"""Where the student is weak: the request log per label (closed-set tasks) or per tag.
+
+For each group: requests, the share the student served, its agreement with the teacher
+(on rows that have both answers: fallbacks and shadow samples, so biased towards the
+prompts it was unsure of), and its and the teacher's accuracy on gold rows (users'
+feedback: a correction, or a ``good`` rating of the served answer, as in training). Per
+label, the labels the student never served are listed: with a closed label set (the
+active student version's) also those never seen at all.
+
+A row's label is its best known right answer: the gold label, else the teacher's answer,
+else the student's. Only short answers count as labels (`trainer.agreement`'s short-answer
+rule); longer ones are grouped as ``(free text)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import orjson
+
+from proxy.feedback import store as feedback_store
+from proxy.logstore.rows import utc_naive
+from trainer.agreement import SHORT_ANSWER_WORDS, agreement, normalize_answer
+
+BY = ("label", "tag")
+MAX_ROWS = 50_000  # the newest rows of the window: enough to rank labels, bounded memory
+NO_TAG = "(none)"
+FREE_TEXT = "(free text)"
+OTHER = "(outside the label set)"
+
+
+@dataclass
+class _Group:
+    name: str
+    requests: int = 0
+    student: int = 0
+    agreement: list[float] = field(default_factory=list)
+    gold_student: list[float] = field(default_factory=list)
+    gold_teacher: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "requests": self.requests,
+            "student_served": self.student,
+            "student_share": self.student / self.requests if self.requests else None,
+            "agreement": _mean(self.agreement),
+            "agreement_n": len(self.agreement),
+            "gold_accuracy": _mean(self.gold_student),
+            "gold_n": len(self.gold_student),
+            "teacher_gold_accuracy": _mean(self.gold_teacher),
+            "teacher_gold_n": len(self.gold_teacher),
+        }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _closed_set(conn: duckdb.DuckDBPyConnection) -> list[str] | None:
+    rows = conn.execute(
+        "SELECT CAST(closed_set_json AS VARCHAR) FROM student_versions WHERE active LIMIT 1"
+    ).fetchall()
+    value = orjson.loads(rows[0][0]) if rows and rows[0][0] else None
+    return [str(v) for v in value] if isinstance(value, list) and value else None
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> list[tuple[Any, ...]]:
+    feedback = feedback_store.has_table(conn)
+    latest = feedback_store.latest_sql("request_id, rating, correction") if feedback else None
+    select = "r.route, r.tag, r.student_text, r.teacher_text, " + (
+        "f.rating, f.correction" if latest else "NULL, NULL"
+    )
+    join = f" LEFT JOIN ({latest}) f ON f.request_id = r.id" if latest else ""
+    where, params = " WHERE r.route IN ('student', 'teacher')", []
+    if since is not None:
+        where += " AND r.created_at >= ?"
+        params.append(utc_naive(since))
+    sql = (
+        f"SELECT {select} FROM requests r{join}{where} ORDER BY r.created_at DESC LIMIT {MAX_ROWS}"
+    )
+    return conn.execute(sql, params).fetchall()
+
+
+def _gold(route: str, student: str | None, teacher: str | None, rating: Any, fix: Any) -> Any:
+    if fix is not None and str(fix).strip():
+        return str(fix)
+    if rating == "good":
+        return student if route == "student" else teacher
+    return None
+
+
+def _label(reference: str | None, labels: dict[str, str] | None) -> str:
+    text = (reference or "").strip()
+    if labels is not None:
+        return labels.get(normalize_answer(text), OTHER)
+    if not text or len(text.split()) > SHORT_ANSWER_WORDS:
+        return FREE_TEXT
+    return text
+
+
+def breakdown(
+    conn: duckdb.DuckDBPyConnection, by: str, since: datetime | None = None
+) -> dict[str, Any]:
+    """The per-group table (most requests first) and the labels the student never serves."""
+    if by not in BY:
+        raise ValueError(f"--by must be one of {', '.join(BY)}, not {by!r}")
+    closed = _closed_set(conn) if by == "label" else None
+    labels = {normalize_answer(c): c for c in closed} if closed else None
+    groups: dict[str, _Group] = {}
+    for route, tag, student, teacher, rating, fix in _rows(conn, since):
+        gold = _gold(route, student, teacher, rating, fix)
+        name = (tag or NO_TAG) if by == "tag" else _label(gold or teacher or student, labels)
+        group = groups.setdefault(name, _Group(name))
+        group.requests += 1
+        group.student += route == "student"
+        if student is not None and teacher is not None:
+            group.agreement.append(agreement(student, teacher)[0])
+        if gold is not None and student is not None:
+            group.gold_student.append(agreement(student, gold)[0])
+        if gold is not None and teacher is not None:
+            group.gold_teacher.append(agreement(teacher, gold)[0])
+    ordered = sorted(groups.values(), key=lambda g: (-g.requests, g.name))
+    never = [g.name for g in ordered if g.student == 0 and g.name not in (FREE_TEXT, OTHER)]
+    if closed and by == "label":
+        never += [c for c in closed if c not in groups]
+    return {
+        "by": by,
+        "since": since.isoformat() if since else None,
+        "rows": sum(g.requests for g in ordered),
+        "closed_set": closed,
+        "groups": [g.to_dict() for g in ordered],
+        "never_served": never if by == "label" else [],
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _acc(value: float | None, n: int) -> str:
+    return "n/a" if value is None else f"{value:.3f} (n={n})"
+
+
+def print_breakdown(console: Any, data: dict[str, Any], origin: str, top: int = 40) -> None:
+    """The table of `distill stats --by label|tag` (weakest first among the busiest)."""
+    from rich.table import Table
+
+    console.print(f"from {origin}", soft_wrap=True, markup=False, highlight=False)
+    table = Table(title=f"where the student is weak, by {data['by']} ({data['rows']} requests)")
+    for column in ("name", "requests", "student share", "agreement", "gold acc.", "teacher gold"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for g in data["groups"][:top]:
+        table.add_row(
+            str(g["name"]),
+            str(g["requests"]),
+            _pct(g["student_share"]),
+            _acc(g["agreement"], g["agreement_n"]),
+            _acc(g["gold_accuracy"], g["gold_n"]),
+            _acc(g["teacher_gold_accuracy"], g["teacher_gold_n"]),
+        )
+    console.print(table)
+    hidden = len(data["groups"]) - top
+    if hidden > 0:
+        console.print(f"(+{hidden} smaller groups; --json shows all)")
+    never = data.get("never_served") or []
+    if never:
+        shown = ", ".join(never[:20]) + (", ..." if len(never) > 20 else "")
+        console.print(
+            f"never served by the student ({len(never)}): {shown}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from proxy.auth import KeyRing
 from proxy.errors import InvalidRequest, ProxyError
@@ -29,8 +30,22 @@ from proxy.limits.http import seed_spend_from_log
 from proxy.loop.scheduler import start_loop, stop_loop
 from proxy.observability.hooks import RequestObserver
 from proxy.privacy import build_sink, run_retention, scrub_secrets, scrubber_from_settings
-from proxy.routers import admin, breakdown, chat, feedback, health, models, stats
+from proxy.request_ids import RequestIdMiddleware
+from proxy.routers import (
+    admin,
+    breakdown,
+    chat,
+    feedback,
+    health,
+    models,
+    passthrough,
+    responses,
+    stats,
+)
 from proxy.serving.chat import ChatService
+from proxy.serving.passthrough import PassthroughService
+from proxy.serving.refused import log_refused
+from proxy.serving.responses import ResponsesService
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.settings import Settings
@@ -103,16 +118,19 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.limiter = RateLimiter.from_settings(settings)
     state.scrubber = scrubber_from_settings(settings)
     state.feedback = build_feedback(settings, state.writer, state.keys)
+    state.sink = build_sink(settings, state.writer.submit, state.limiter.settle)
     state.chat = ChatService(
         settings,
         state.pool,
         state.teacher,
         state.active,
-        sink=build_sink(settings, state.writer.submit, state.limiter.settle),
+        sink=state.sink,
         observer=state.observer,
         shadow=ShadowSampler(settings.effective_shadow_rate, settings.shadow_budget_per_hour),
         student_cap=settings.student_token_cap(cpu_student=_embedded_cpu_student(settings)),
     )
+    state.passthrough = PassthroughService(settings, state.teacher, state.sink, state.observer)
+    state.responses = ResponsesService(state.chat, state.passthrough)
     state.supervisor = None
     state.background = []
 
@@ -254,11 +272,21 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
         app.include_router(router)
     app.include_router(feedback.router)
     app.include_router(breakdown.router)
+    app.include_router(responses.router)
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware, refuse=_refusal)
+    # Last on purpose: it answers every other path under /v1/ (relay, 405 or 404).
+    app.include_router(passthrough.router)
     return app
 
 
+def _refusal(scope: Scope, exc: InvalidRequest) -> JSONResponse:
+    return _error_response(Request(scope), exc)
+
+
 def _error_response(request: Request, exc: ProxyError) -> JSONResponse:
+    # Every refusal leaves a row, unless the request's service logged it already.
+    log_refused(request, exc)
     headers = dict(exc.headers)
     request_id = getattr(request.state, "request_id", None)
     if request_id:
@@ -266,6 +294,9 @@ def _error_response(request: Request, exc: ProxyError) -> JSONResponse:
     # Upstream errors are relayed; one that echoes a key it was sent must not pass it on.
     body = scrub_secrets(request.app.state, exc.body())
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+_HTTP_CODES = {404: "unknown_url", 405: "method_not_allowed"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -289,7 +320,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = ProxyError(str(exc.detail))
+        error = ProxyError(str(exc.detail), code=_HTTP_CODES.get(exc.status_code))
         error.status_code = exc.status_code
         error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return _error_response(request, error)

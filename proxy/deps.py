@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 from typing import Annotated, Any
 
 import orjson
@@ -14,6 +12,7 @@ from pydantic import ValidationError
 from proxy.auth import KeyRing
 from proxy.errors import InvalidRequest, PayloadTooLarge
 from proxy.protocol import ChatCompletionRequest
+from proxy.request_ids import new_request_id
 from proxy.serving.chat import ChatService
 from proxy.serving.records import RequestContext
 from proxy.settings import Settings
@@ -21,7 +20,6 @@ from proxy.settings import Settings
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a
 # thread pool, a thread hop per request that costs more than the work they do.
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 ROUTES = ("auto", "student", "teacher")
 
 
@@ -46,11 +44,12 @@ def require_admin(request: Request) -> None:
 
 
 async def request_context(request: Request) -> RequestContext:
-    started = time.perf_counter()
-    key_hash = get_keys(request).client(request.headers.get("authorization"))
-    incoming = request.headers.get("x-request-id")
-    request_id = incoming if incoming and _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    # The request id (kept as the client sent it, or generated) comes from
+    # RequestIdMiddleware, which ran before anything else.
+    started = getattr(request.state, "received", None) or time.perf_counter()
+    request_id = getattr(request.state, "request_id", None) or new_request_id()
     request.state.request_id = request_id
+    key_hash = get_keys(request).client(request.headers.get("authorization"))
     route = (request.headers.get("x-distill-route") or "auto").strip().lower()
     if route not in ROUTES:
         raise InvalidRequest(
@@ -58,13 +57,16 @@ async def request_context(request: Request) -> RequestContext:
             param="x-distill-route",
         )
     tag = request.headers.get("x-distill-tag")
-    return RequestContext(
+    ctx = RequestContext(
         request_id=request_id,
         started=started,
         client_key_hash=key_hash,
         forced_route=route,
         tag=tag[:128] if tag else None,
+        endpoint=request.url.path[:300],
     )
+    request.state.ctx = ctx  # the error handler logs a refusal with it
+    return ctx
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -81,14 +83,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()))
-    return f"Invalid request: {loc or 'body'}: {first.get('msg')}", loc or None
-
-
-async def chat_body(request: Request) -> dict[str, Any]:
-    """The client's JSON body, validated, returned as the raw dict (so unknown fields pass)."""
+async def json_object(request: Request) -> dict[str, Any]:
+    """The client's JSON object body (bounded by max_body_bytes), kept on the request
+    state so a refusal's log row can say what was asked."""
     raw = await read_limited(request, get_settings(request).max_body_bytes)
     try:
         body = orjson.loads(raw)
@@ -102,6 +99,24 @@ async def chat_body(request: Request) -> dict[str, Any]:
         orjson.dumps(body)
     except orjson.JSONEncodeError as exc:
         raise InvalidRequest(f"The request body cannot be processed: {exc}") from None
+    request.state.body = body
+    return body
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    return f"Invalid request: {loc or 'body'}: {first.get('msg')}", loc or None
+
+
+def validation_error(exc: ValidationError) -> InvalidRequest:
+    message, param = _validation_message(exc)
+    return InvalidRequest(message, param=param)
+
+
+async def chat_body(request: Request) -> dict[str, Any]:
+    """The client's JSON body, validated, returned as the raw dict (so unknown fields pass)."""
+    body = await json_object(request)
     try:
         ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:

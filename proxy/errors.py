@@ -6,6 +6,7 @@ and is rendered in OpenAI's envelope: ``{"error": {"message", "type", "param", "
     ├── AuthenticationError   401 authentication_error
     ├── PermissionDenied      403 permission_error
     ├── NotFound              404 not_found_error
+    ├── MethodNotAllowed      405 invalid_request_error
     ├── PayloadTooLarge       413 invalid_request_error
     ├── RateLimited           429 rate_limit_error (carries Retry-After)
     ├── ServiceUnavailable    503 service_unavailable
@@ -69,6 +70,12 @@ class PermissionDenied(ProxyError):
 class NotFound(ProxyError):
     status_code = 404
     error_type = "not_found_error"
+
+
+class MethodNotAllowed(ProxyError):
+    status_code = 405
+    error_type = "invalid_request_error"
+    code = "method_not_allowed"
 
 
 class PayloadTooLarge(ProxyError):

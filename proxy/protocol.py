@@ -58,6 +58,26 @@ class ChatCompletionRequest(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class ResponsesRequest(BaseModel):
+    """``POST /v1/responses``: what the proxy checks; everything else passes through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[Any] | None = None
+    instructions: str | list[Any] | None = None
+    stream: bool | None = False
+    max_output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    previous_response_id: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    text: dict[str, Any] | None = None
+    store: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,14 +31,19 @@ def client_identity(request: Request, ctx: RequestContext) -> str | None:
     return f"ip:{host}" if host else None
 
 
-async def enforce_limits(request: Request, ctx: ContextDep, body: ChatBodyDep) -> None:
-    """Runs after the key check and body validation: raises `RateLimited` (429)."""
+def check_limits(request: Request, ctx: RequestContext, body: Mapping[str, Any]) -> None:
+    """Admits the request against its client's limits or raises `RateLimited` (429)."""
     limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
     if limiter is None or not limiter.enabled:
         return
     identity = client_identity(request, ctx)
     if identity is not None:
         limiter.admit(identity, ctx.request_id, body)
+
+
+async def enforce_limits(request: Request, ctx: ContextDep, body: ChatBodyDep) -> None:
+    """Runs after the key check and body validation: raises `RateLimited` (429)."""
+    check_limits(request, ctx, body)
 
 
 LimitDep = Annotated[None, Depends(enforce_limits)]

@@ -17,8 +17,9 @@ import duckdb
 
 log = logging.getLogger(__name__)
 
-# (name, DuckDB type) in table order. JSON columns hold JSON text.
-REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+# (name, DuckDB type) in table order. JSON columns hold JSON text. The columns of
+# migration 1 are frozen here; later migrations append theirs (ALTER TABLE ADD).
+_V1_REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("id", "VARCHAR"),
     ("created_at", "TIMESTAMP"),
     ("finished_at", "TIMESTAMP"),
@@ -61,6 +62,18 @@ REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("counterfactual_cost_usd", "DOUBLE"),
 )
 
+# Migration 3 (issue 13): every endpoint and every refused request has a row.
+_V3_REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+    ("endpoint", "VARCHAR"),
+    ("error_code", "VARCHAR"),
+    ("request_id", "VARCHAR"),
+    ("attempt", "INTEGER"),
+)
+
+REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+    _V1_REQUEST_COLUMN_TYPES + _V3_REQUEST_COLUMN_TYPES
+)
+
 REQUEST_COLUMNS: tuple[str, ...] = tuple(name for name, _ in REQUEST_COLUMN_TYPES)
 JSON_COLUMNS: frozenset[str] = frozenset(n for n, t in REQUEST_COLUMN_TYPES if t == "JSON")
 TIMESTAMP_COLUMNS: frozenset[str] = frozenset(
@@ -71,7 +84,7 @@ TIMESTAMP_COLUMNS: frozenset[str] = frozenset(
 def _requests_ddl() -> str:
     cols = ",\n    ".join(
         f"{name} {typ}{' PRIMARY KEY' if name == 'id' else ''}"
-        for name, typ in REQUEST_COLUMN_TYPES
+        for name, typ in _V1_REQUEST_COLUMN_TYPES
     )
     return f"CREATE TABLE requests (\n    {cols}\n)"
 
@@ -136,9 +149,16 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_request_id_idx ON feedback (request_id);
 """
 
+# Endpoint, error code and request attempts (issue 13). A retried request id keeps its
+# first row; later attempts get rows of their own, linked by request_id.
+_V3_SQL = "".join(
+    f"ALTER TABLE requests ADD COLUMN {n} {t};\n" for n, t in _V3_REQUEST_COLUMN_TYPES
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _V1_SQL),
     Migration(2, "feedback", _FEEDBACK_SQL),
+    Migration(3, "endpoints_and_attempts", _V3_SQL),
 )
 
 _BOOKKEEPING_DDL = """

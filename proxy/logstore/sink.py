@@ -30,6 +30,7 @@ from proxy.logstore.backend import (
 )
 from proxy.logstore.journal import SpillJournal
 from proxy.logstore.rows import Columns, select_rows, to_columns
+from proxy.logstore.schema import REQUEST_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,21 @@ Record = Mapping[str, Any]
 _CONVERT_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OverflowError)
 _PROBE_SECONDS = 5.0  # while DuckDB is failing and no rows arrive, how often replay probes it
 _LOG_EVERY_SECONDS = 30.0
+
+
+_ID = REQUEST_COLUMNS.index("id")
+_REQUEST_ID = REQUEST_COLUMNS.index("request_id")
+_ATTEMPT = REQUEST_COLUMNS.index("attempt")
+
+
+def _next_attempt(backend: LogBackend, conn: Any, request_id: str) -> int:
+    rows = backend.execute(
+        conn,
+        "SELECT coalesce(max(coalesce(attempt, 1)), 1) FROM requests "
+        "WHERE request_id = ? OR id = ?",
+        [request_id, request_id],
+    )
+    return int(rows[0][0]) + 1 if rows else 2
 
 
 # Failures that say nothing about the rows: spill them and retry later. Reads through
@@ -197,12 +213,22 @@ class BatchSink:
         try:
             self.backend.insert(conn, single, ignore_conflicts)
         except self.backend.duplicate_errors:
-            # Same id twice (a client reusing x-request-id): keep the row under a new id.
-            original = single[0][0] or "missing-id"
-            single[0][0] = f"{original}~{uuid.uuid4().hex[:8]}"
-            self.backend.insert(conn, single, ignore_conflicts)
+            # Same id twice: a client retrying with its x-request-id. The row is kept as
+            # the next attempt of that request (``<id>~<n>``, linked by request_id).
+            original = single[_ID][0] or "missing-id"
+            request_id = single[_REQUEST_ID][0] or original
+            attempt = _next_attempt(self.backend, conn, request_id)
+            single[_ID][0] = f"{request_id}~{attempt}"
+            single[_REQUEST_ID][0] = request_id
+            single[_ATTEMPT][0] = attempt
+            try:
+                self.backend.insert(conn, single, ignore_conflicts)
+            except self.backend.duplicate_errors:
+                # Only when a client's own ids collide with that form: keep the row anyway.
+                single[_ID][0] = f"{request_id}~{attempt}~{uuid.uuid4().hex[:8]}"
+                self.backend.insert(conn, single, ignore_conflicts)
             self.counters.renamed += 1
-            log.warning("duplicate request id %r logged as %r", original, single[0][0])
+            log.info("request id %r logged again as attempt %d", request_id, attempt)
 
     # --- failure accounting ------------------------------------------------------------
     def _failed(self, exc: BaseException) -> None:

@@ -11,7 +11,7 @@ import re
 import threading
 
 OTHER = "other"
-ROUTES = frozenset({"student", "teacher", "none"})
+ROUTES = frozenset({"student", "teacher", "passthrough", "none"})
 REASONS = frozenset(
     {
         "confident",
@@ -24,6 +24,10 @@ REASONS = frozenset(
         "student_not_ready",
         "uncalibrated",
         "no_teacher",
+        "invalid_structured_output",
+        "not_distilled",
+        "refused",
+        "error",
     }
 )
 UNSUPPORTED_FEATURES = frozenset({"tools", "functions", "images", "audio"})

@@ -1,4 +1,5 @@
-"""GET /v1/models: the student versions and the teacher's models (cached)."""
+"""GET /v1/models (and /v1/models/{id}): the student, the teacher's models (cached) and
+the configured aliases."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from proxy.deps import ContextDep
-from proxy.errors import UpstreamError
+from proxy.errors import NotFound, UpstreamError
 from proxy.protocol import ModelCard, ModelList
 
 router = APIRouter()
@@ -32,9 +33,28 @@ async def _teacher_models(request: Request) -> list[str]:
     return ids
 
 
-@router.get("/v1/models", response_model=ModelList)
-async def list_models(request: Request, ctx: ContextDep) -> ModelList:
+async def _model_ids(request: Request) -> list[str]:
     active = request.app.state.active.current
     ids = ["distill-student", active.name]
     ids += [m for m in await _teacher_models(request) if m not in ids]
-    return ModelList(data=[ModelCard(id=i) for i in ids])
+    ids += [m for m in request.app.state.settings.model_alias_list if m not in ids]
+    return [i for i in ids if i]
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(request: Request, ctx: ContextDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=i) for i in await _model_ids(request)])
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelCard)
+async def retrieve_model(request: Request, ctx: ContextDep, model_id: str) -> ModelCard:
+    """Clients that check their model before they start ask here. With a fixed
+    teacher model every name is answered (the proxy serves any name the same way)."""
+    settings = request.app.state.settings
+    if settings.teacher_model or model_id in await _model_ids(request):
+        return ModelCard(id=model_id)
+    raise NotFound(
+        f"The model '{model_id}' does not exist (DISTILL_MODEL_ALIASES lists more names).",
+        param="model",
+        code="model_not_found",
+    )

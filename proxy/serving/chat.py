@@ -30,6 +30,7 @@ from proxy.serving import records
 from proxy.serving.records import RequestContext
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.sse import DONE, completion_to_chunks, encode
+from proxy.serving.structured import INVALID
 from proxy.serving.student_call import (
     StudentAnswer,
     StudentFailure,
@@ -93,13 +94,15 @@ class ChatService:
         stream = bool(body.get("stream"))
         record = records.base_record(ctx, body, stream)
         try:
-            decision = await self._decide(ctx, body, record)
+            decision = await self.decide(ctx, body, record)
             if decision.serve_student:
                 return self._serve_student(ctx, body, decision, record)
             return await self._serve_teacher(ctx, body, decision, record)
         except ProxyError as exc:
-            record.update(route=record.get("route") or "none", error=exc.message)
-            self._finish(record, ctx, exc.status_code)
+            record.update(
+                route=record.get("route") or "none", error=exc.message, error_code=exc.code
+            )
+            self.finish(record, ctx, exc.status_code)
             raise
 
     # --- routing ---------------------------------------------------------------------
@@ -135,7 +138,7 @@ class ChatService:
             force=force,
         )
 
-    async def _decide(
+    async def decide(
         self, ctx: RequestContext, body: dict[str, Any], record: dict[str, Any]
     ) -> Decision:
         version = self.active.current
@@ -172,6 +175,9 @@ class ChatService:
             return Decision(False, result.reason, failure=result, version=version)
         if ctx.forced_route == "student":
             return Decision(True, "forced", answer=result, threshold=threshold, version=version)
+        if result.invalid_output is not None and self.teacher is not None:
+            # Not the JSON the request's response_format asks for: never served as such.
+            return Decision(False, INVALID, answer=result, threshold=threshold, version=version)
         if self.teacher is None:
             return Decision(True, "no_teacher", answer=result, threshold=threshold, version=version)
         if result.truncated:  # cut short by our cap: incomplete, however confident
@@ -183,7 +189,7 @@ class ChatService:
         return Decision(confident, reason, answer=result, threshold=threshold, version=version)
 
     # --- the student's answer --------------------------------------------------------
-    def _headers(
+    def route_headers(
         self, ctx: RequestContext, route: str, reason: str, decision: Decision
     ) -> dict[str, str]:
         headers = {
@@ -199,7 +205,7 @@ class ChatService:
                 headers["x-distill-confidence"] = confidence
         return headers
 
-    def _note_student(self, record: dict[str, Any], decision: Decision) -> None:
+    def note_student(self, record: dict[str, Any], decision: Decision) -> None:
         answer = decision.answer
         if answer is None:
             return
@@ -215,23 +221,24 @@ class ChatService:
         degraded: str | None = None,
     ) -> Response:
         assert decision.answer is not None
-        self._note_student(record, decision)
+        self.note_student(record, decision)
         reason = decision.reason
         if degraded is None and reason == "no_teacher":
             confident = (
                 decision.threshold is not None
                 and decision.answer.score >= decision.threshold
                 and not decision.answer.truncated
+                and decision.answer.invalid_output is None
             )
             degraded = None if confident else "no-teacher"
         record.update(route="student", reason=reason, degraded=degraded)
-        headers = self._headers(ctx, "student", reason, decision)
+        headers = self.route_headers(ctx, "student", reason, decision)
         if degraded:
             headers["x-distill-degraded"] = degraded
         payload = client_view(decision.answer.payload, body, str(body.get("model")))
-        shadow = self._maybe_shadow(body, record)
+        shadow = self.maybe_shadow(body, record)
         if not body.get("stream"):
-            self._finish(record, ctx, 200, extra=shadow)
+            self.finish(record, ctx, 200, extra=shadow)
             return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         chunks = completion_to_chunks(
@@ -250,11 +257,11 @@ class ChatService:
             finally:
                 if status != 200:
                     record["error"] = "client disconnected mid-stream"
-                self._finish(record, ctx, status, extra=shadow)
+                self.finish(record, ctx, status, extra=shadow)
 
         return StreamingResponse(gen(), media_type="text/event-stream", headers=headers)
 
-    def _maybe_shadow(self, body: dict[str, Any], record: dict[str, Any]) -> Awaitable[None] | None:
+    def maybe_shadow(self, body: dict[str, Any], record: dict[str, Any]) -> Awaitable[None] | None:
         if self.teacher is None or not self._shadow.take():
             return None
         teacher = self.teacher
@@ -285,14 +292,14 @@ class ChatService:
             raise ServiceUnavailable(
                 "the student is unavailable and no teacher is configured", code="no_upstream"
             )
-        self._note_student(record, decision)
+        self.note_student(record, decision)
         if decision.failure is not None:
             record["error"] = f"student: {decision.failure.error.message}"
         record.update(route="teacher", reason=decision.reason)
-        headers = self._headers(ctx, "teacher", decision.reason, decision)
+        headers = self.route_headers(ctx, "teacher", decision.reason, decision)
         request, added = self.teacher.prepare(body, stream=bool(body.get("stream")))
         record["teacher_model"] = request["model"]
-        extra = self._await_student(decision, record)
+        extra = self.await_student(decision, record)
         try:
             if body.get("stream"):
                 return await relay_teacher_stream(
@@ -303,7 +310,7 @@ class ChatService:
                     ctx,
                     record,
                     headers,
-                    finish=lambda status: self._finish(record, ctx, status, extra=extra),
+                    finish=lambda status: self.finish(record, ctx, status, extra=extra),
                     scrub=self._scrub,
                 )
             result = await self.teacher.chat(request, added)
@@ -311,7 +318,7 @@ class ChatService:
             self._observer.on_upstream_error("teacher", type(exc).__name__)
             return self._teacher_failed(ctx, body, decision, record, exc, extra)
         records.add_teacher(record, result.payload, result.latency_ms, result.retries)
-        self._finish(record, ctx, 200, extra=extra)
+        self.finish(record, ctx, 200, extra=extra)
         payload = teacher_client_view(result.payload, added)
         return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
 
@@ -333,7 +340,7 @@ class ChatService:
         self._observer.on_upstream_error("teacher", "degraded")
         return self._serve_student(ctx, body, decision, record, degraded="teacher-unavailable")
 
-    def _await_student(self, decision: Decision, record: dict[str, Any]) -> Awaitable[None] | None:
+    def await_student(self, decision: Decision, record: dict[str, Any]) -> Awaitable[None] | None:
         task = decision.pending_student
         if task is None:
             return None
@@ -349,7 +356,7 @@ class ChatService:
         return wait()
 
     # --- logging ---------------------------------------------------------------------
-    def _finish(
+    def finish(
         self,
         record: dict[str, Any],
         ctx: RequestContext,
@@ -357,6 +364,7 @@ class ChatService:
         extra: Awaitable[None] | None = None,
     ) -> None:
         records.finish(record, ctx, time.perf_counter(), status)
+        ctx.logged = True
         if extra is None:
             self._submit(record)
             return

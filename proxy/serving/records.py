@@ -18,6 +18,9 @@ class RequestContext:
     client_key_hash: str | None = None
     forced_route: str = "auto"
     tag: str | None = None
+    endpoint: str = "/v1/chat/completions"
+    logged: bool = False
+    """Its row was handed to the log (the error handler then adds none)."""
 
 
 def first_text(payload: dict[str, Any] | None) -> str | None:
@@ -59,6 +62,9 @@ def base_record(ctx: RequestContext, body: dict[str, Any], stream: bool) -> dict
     metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
     return {
         "id": ctx.request_id,
+        "request_id": ctx.request_id,
+        "attempt": 1,
+        "endpoint": ctx.endpoint,
         "created_at": ctx.created_at,
         "client_key_hash": ctx.client_key_hash,
         "requested_model": body.get("model"),

@@ -8,6 +8,7 @@ from typing import Any
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from proxy.serving.confidence import score_response
+from proxy.serving.structured import answer_problem, structured_spec
 from proxy.serving.student_state import StudentVersion
 from proxy.upstream.students import StudentPool
 
@@ -50,6 +51,8 @@ class StudentAnswer:
     scorer: str
     truncated: bool = False
     """The proxy's max_tokens cap (not the client's own limit) cut the answer short."""
+    invalid_output: str | None = None
+    """Why the answer does not satisfy the request's `response_format` (None: it does)."""
 
 
 @dataclass
@@ -83,7 +86,12 @@ def student_body(
         for key in ("max_tokens", "max_completion_tokens"):
             if out.get(key) is None or out[key] > max_tokens:
                 out[key] = max_tokens
-    if version.closed_set and not (body.get("response_format") or body.get("tools")):
+    spec = structured_spec(body)
+    if spec is not None:
+        # vLLM's own field; response_format beside it would be a second, competing constraint.
+        out.pop("response_format", None)
+        out["structured_outputs"] = spec.constraint()
+    elif version.closed_set and not (body.get("response_format") or body.get("tools")):
         out["structured_outputs"] = {"choice": list(version.closed_set)}
     return out
 
@@ -140,7 +148,9 @@ async def ask_student(
     endpoint.breaker.success()
     value = score_response(scorer, result.payload)
     truncated = cap_applies(body, max_tokens) and cut_short(result.payload)
-    return StudentAnswer(result.payload, result.latency_ms, value, scorer, truncated)
+    spec = structured_spec(body)
+    invalid = answer_problem(result.payload, spec) if spec is not None else None
+    return StudentAnswer(result.payload, result.latency_ms, value, scorer, truncated, invalid)
 
 
 def client_view(

@@ -160,6 +160,41 @@ class Upstream:
         finally:
             await response.aclose()
 
+    @asynccontextmanager
+    async def open_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        headers: dict[str, str],
+        content: bytes,
+        timeout: float,
+    ) -> AsyncIterator[httpx.Response]:
+        """Any request, any answer: the response (every status) with its body unread.
+        The client's own headers are sent, except that this upstream's key replaces theirs."""
+        sent = {**headers}
+        if "authorization" in self._headers:
+            sent["authorization"] = self._headers["authorization"]
+        request = self._client.build_request(
+            method,
+            self._url(path),
+            params=tuple(params),
+            content=content,
+            headers=sent,
+            timeout=timeout,
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"{self.name} timed out after {timeout:.1f}s") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{self.name} unreachable: {type(exc).__name__}") from exc
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
 
 def _is_answer(choice: Any) -> bool:
     if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):

@@ -72,7 +72,8 @@ def test_malformed_body_is_a_clear_400(make_proxy: Any, name: str) -> None:
         error = assert_openai_error(post(h.url, BAD_BODIES[name]), 400)
         assert error["type"] == "invalid_request_error"
         assert h.student.requests == [] and h.teacher.requests == []
-        assert h.rows() == []
+        rows = h.rows()  # refused, and still logged (issue 13)
+        assert [(r["route"], r["status_code"]) for r in rows] == [("none", 400)]
 
 
 # Valid JSON the proxy must pass on or refuse cleanly, never turn into a 500.
@@ -119,10 +120,20 @@ def test_many_messages_and_long_headers_are_handled(make_proxy: Any) -> None:
             json.dumps({"model": "m", "messages": messages}).encode(),
             **{"x-request-id": "r" * 5000, "x-distill-tag": "t" * 5000},
         )
-        assert response.status_code == 200
+        # A request id longer than 200 characters is refused, never silently replaced.
+        assert assert_openai_error(response, 400)["code"] == "invalid_request_id"
         assert response.headers["x-request-id"].startswith("req_")  # not the 5 KB one
-        row = h.rows()[0]
-        assert len(row["tag"]) <= 128
+        response = post(
+            h.url,
+            json.dumps({"model": "m", "messages": messages}).encode(),
+            **{"x-request-id": "r" * 200, "x-distill-tag": "t" * 5000},
+        )
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "r" * 200
+        row = h.rows("status_code = 200")[0]
+        assert len(row["tag"]) <= 128 and row["id"] == "r" * 200
+        refused = h.rows("status_code = 400")[0]
+        assert refused["route"] == "none" and refused["error_code"] == "invalid_request_id"
 
 
 @pytest.mark.parametrize("route", ["student", "teacher"])

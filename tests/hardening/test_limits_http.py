@@ -41,7 +41,11 @@ def test_requests_per_minute_per_key(make_proxy: Any) -> None:
         ask(beta)  # the other key has its own window
         served = len(h.student.requests)
         assert served == 3  # the rejected request reached no upstream
-        assert len(h.rows()) == 3
+        rows = h.rows()
+        assert len(rows) == 4  # the refusal has its row too
+        refused = [r for r in rows if r["status_code"] == 429]
+        assert [(r["route"], r["error_code"]) for r in refused] == [("none", "rate_limit_exceeded")]
+        assert refused[0]["client_key_hash"] == hashlib.sha256(b"key-alpha-123").hexdigest()
 
 
 def test_override_by_digest_beats_the_default(make_proxy: Any) -> None:

@@ -30,6 +30,8 @@ EXPECTED_REQUEST_COLUMNS = [
     ("total_latency_ms", "DOUBLE"), ("ttfb_ms", "DOUBLE"), ("teacher_retries", "INTEGER"),
     ("status_code", "INTEGER"), ("error", "VARCHAR"), ("cost_usd", "DOUBLE"),
     ("counterfactual_cost_usd", "DOUBLE"),
+    ("endpoint", "VARCHAR"), ("error_code", "VARCHAR"), ("request_id", "VARCHAR"),
+    ("attempt", "INTEGER"),
 ]  # fmt: skip
 
 

@@ -84,8 +84,12 @@ def test_keys_are_required_and_checked(make_proxy: Any) -> None:
         assert h.teacher.headers_seen == [] or all(
             s["authorization"] == f"Bearer {TEACHER_KEY}" for s in h.teacher.headers_seen
         )
-        row = h.rows()[0]
+        row = h.rows("status_code = 200")[0]
         assert row["client_key_hash"] and "client-key-2" not in str(row)
+        refused = h.rows("status_code = 401")
+        assert [r["error_code"] for r in refused] == ["invalid_api_key", "missing_api_key"]
+        assert all(r["route"] == "none" and r["client_key_hash"] is None for r in refused)
+        assert "wrong" not in str(refused)
 
 
 def test_teacher_only_sees_the_teacher_key(make_proxy: Any) -> None:

@@ -1,0 +1,37 @@
+"""POST /v1/responses: a thin router over `ResponsesService`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from proxy.deps import ContextDep, json_object, validation_error
+from proxy.limits.http import check_limits
+from proxy.protocol import ErrorResponse, ResponsesRequest
+from proxy.serving.responses import ResponsesService
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/responses",
+    responses={
+        400: {"model": ErrorResponse},
+        401: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        502: {"model": ErrorResponse},
+    },
+)
+async def create_response(request: Request, ctx: ContextDep) -> Response:
+    body: dict[str, Any] = await json_object(request)
+    try:
+        ResponsesRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    check_limits(request, ctx, body)
+    service: ResponsesService = request.app.state.responses
+    return await service.create(ctx, body)

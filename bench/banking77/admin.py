@@ -113,6 +113,17 @@ class AdminClient:
         body = response.json()
         return body if isinstance(body, dict) else {"value": body}
 
+    async def calibration(self) -> dict[str, Any] | None:
+        """GET /admin/calibration: the threshold and evidence per student version."""
+        try:
+            response = await self._http.get("/admin/calibration")
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        body = response.json()
+        return body if isinstance(body, dict) else None
+
     async def readyz(self) -> tuple[int, dict[str, Any]]:
         response = await self._http.get("/readyz")
         try:

@@ -87,10 +87,10 @@ def _goal_lines(goals: dict[str, Any]) -> list[str]:
     return [
         f"- Student alone, {s['target']}: **{mark[bool(s['met'])]}** "
         f"(final student/teacher accuracy ratio {pct(s['ratio'])}; "
-        f"{_reached(s['reached_at_requests'])}).",
-        f"- Cascade as served, {c['target']}: **{mark[bool(c['met'])]}** "
-        f"(served/all-teacher accuracy {pct(c['ratio'])}, teacher calls "
-        f"{pct(c.get('teacher_call_fraction'))}).",
+        f"{_reached(s['reached_at_requests'])}; {s.get('runs', '-')} runs).",
+        f"- Cascade as served, calibration automatic, {c['target']}: "
+        f"**{mark[bool(c['met'])]}** (served/all-teacher accuracy {pct(c['ratio'])}, teacher "
+        f"calls {pct(c.get('teacher_call_fraction'))}, cost {pct(c.get('cost_ratio'))}).",
         f"- Time, {t['target']}: **{mark[bool(t['met'])]}**.",
     ]
 
@@ -173,6 +173,73 @@ def _scorer_lines(scorers: dict[str, Any], teacher_accuracy: float | None = None
     return lines
 
 
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _calibration_lines(by_round: list[dict[str, Any]], evidence: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## Calibration (automatic, no hand-set threshold)",
+        "",
+        "Per round, the serving version's calibration at the end of its traffic: status, the",
+        "threshold, the coverage it estimated and its 95% lower bound on agreement with the",
+        "teacher (fixed-sequence exact binomial tests), the best target its evidence supported,",
+        "and the share the student actually served.",
+        "",
+        "| round | version | status | threshold | pairs (sources) | agreement lower bound | "
+        "est. coverage | best supported (coverage) | served share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in by_round:
+        c = r.get("during_segment") or {}
+        best = c.get("best") or {}
+        sources = ", ".join(f"{k} {v}" for k, v in (c.get("sources") or {}).items())
+        lines.append(
+            f"| {r['round']} | {c.get('version', '-')} | {c.get('status', '-')} | "
+            f"{_num(c.get('threshold'), 4)} | {c.get('pairs', '-')} ({sources or '-'}) | "
+            f"{_num(c.get('agreement_lower'))} | {pct(c.get('coverage_estimate'))} | "
+            f"{_num(best.get('agreement_lower'))} ({pct(best.get('coverage'))}) | "
+            f"{pct(r.get('served_share'))} |"
+        )
+    if evidence:
+        lines += [
+            "",
+            "The calibration set, judged twice (each promoted candidate's answers): agreement",
+            "with the teacher is what calibration sees; gold is the truth. Agreement is lower",
+            "than the student's gold accuracy by the teacher's own errors on those queries.",
+            "",
+            "| run | n | agreement with teacher | student gold acc. | teacher gold acc. | "
+            "both right |",
+            "|---|---|---|---|---|---|",
+            *[
+                f"| {e['run']} | {e['n']} | {pct(e['agreement_with_teacher'])} | "
+                f"{pct(e['student_gold_accuracy'])} | {pct(e['teacher_gold_accuracy'])} | "
+                f"{pct(e['both_right'])} |"
+                for e in evidence
+            ],
+        ]
+    return [*lines, ""]
+
+
+def _third_lines(third: dict[str, Any] | None, teacher_accuracy: float | None) -> list[str]:
+    if not third:
+        return []
+    served = third.get("served_accuracy")
+    ratio = served / teacher_accuracy if served is not None and teacher_accuracy else None
+    return [
+        "## Final third of the traffic",
+        "",
+        f"- Requests {third['first_request']} on ({third['requests']} requests).",
+        f"- Teacher calls: {pct(third['fallback_rate'])}.",
+        f"- Served accuracy: {pct(third['served_accuracy'])} ({pct(ratio)} of all-teacher).",
+        f"- Cost vs all-teacher: {pct(third['cost_ratio'])} (usage at the prices below, plus "
+        "each segment's shadow and retry spend pro rata).",
+        f"- Student route latency p50/p95: {_lat(third, 'student')} ms; teacher "
+        f"{_lat(third, 'teacher')} ms.",
+        "",
+    ]
+
+
 def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: list[Path]) -> str:
     """The whole results page."""
     lines = [
@@ -194,10 +261,14 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: 
         f"Prices (USD per 1M tokens): {_prices(summary)}. Cost ratios use "
         f"{summary.get('cost_source', 'the client-side measurement')}.",
         "",
+        *_third_lines(summary.get("final_third"), summary["teacher_accuracy"]),
         "## Goals",
         "",
         *_goal_lines(summary["goals"]),
         "",
+        *_calibration_lines(
+            summary.get("calibration_by_round") or [], summary.get("calibration_evidence") or []
+        ),
         "## Rounds",
         "",
         "Each round is the traffic served since the previous re-distillation, then the run it",

@@ -185,6 +185,7 @@ async def _segment(ph: Phase, items: list[tuple[int, Example]], round_no: int) -
     )  # fmt: skip
     ph.logged += len(records)
     costs_after = await proxy_costs(ph.admin, ph.logged, ph.cfg.log_flush_wait)
+    calibration_end = await ph.admin.calibration()  # what served the segment, at its end
     after = await ph.spend()  # after the log settled: shadow calls are in it too
     say(f"round {round_no}: {len(records)} requests, {_teacher_count(records)} to the "
         f"teacher, served accuracy {_share(records):.3f}")  # fmt: skip
@@ -194,6 +195,7 @@ async def _segment(ph: Phase, items: list[tuple[int, Example]], round_no: int) -
         "proxy_cost": _delta(costs_after, costs_before),
         "teacher_spend_usd": None if after is None or before is None else after - before,
         "due": retrain and _teacher_count(records) >= every,
+        "calibration_end": calibration_end,
     }
 
 
@@ -218,6 +220,7 @@ async def learning_phase(
         pos += len(seg["records"])
         if seg.pop("due"):
             seg.update(await run_round(admin, ph.known_runs, cfg))
+            seg["calibration_after_run"] = await admin.calibration()
             checked = await validate(driver, validation, round_no)
             ph.logged += len(checked)
             seg["validation"] = {"records": [r.to_dict() for r in checked]}

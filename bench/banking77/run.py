@@ -31,6 +31,7 @@ from bench.banking77.data import Example, load_categories, load_split, traffic_o
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary
 from bench.banking77.report import write_report
+from bench.banking77.report_calibration import evidence_check
 from bench.banking77.rounds import (
     LoopConfig,
     learning_phase,
@@ -202,6 +203,10 @@ class Bench:
             )
             self.raw["proxy_stats"] = await admin.stats()
             self.raw["feedback"] = feedback_summary(self.raw, self.s.feedback_rate)
+            runs_dir = self.s.work_dir / "learning" / "data" / "runs"
+            self.raw["calibration_evidence"] = evidence_check(
+                sorted(p for p in runs_dir.glob("*") if p.is_dir())
+            )
         finally:
             await driver.aclose()
             await admin.aclose()

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from proxy.loop.artifacts import EvalRow
-from proxy.loop.calibration import Calibration, Pair, choose_threshold, pairs_from_texts
+from proxy.loop.calibration import (
+    METHOD,
+    Calibration,
+    Pair,
+    choose_threshold,
+    pairs_from_texts,
+)
 from proxy.loop.evaluate import EvalItem
 from proxy.loop.store import LoopStore
 from proxy.serving.student_state import ActiveStudent, StudentVersion
@@ -167,6 +173,10 @@ class Calibrator:
             "target_agreement": s.target_agreement,
             "min_pairs": s.calibration_min_pairs,
             "level": s.calibration_confidence,
+            "method": METHOD,
+            "guarantee": guarantee_text(s.target_agreement, s.calibration_confidence)
+            if self.enabled
+            else "none: a static threshold (DISTILL_CONFIDENCE_THRESHOLD) is set",
             "versions": {},
         }
         if not self.enabled:
@@ -183,8 +193,43 @@ class Calibrator:
                 "threshold": version.threshold if self.enabled else s.confidence_threshold,
                 "scorer": scorer_of(version, s),
                 "evidence": evidence.to_dict() if evidence else None,
+                "summary": describe(evidence) if self.enabled else "static threshold",
             }
         return out
+
+
+def guarantee_text(target: float, level: float) -> str:
+    return (
+        f"with probability at least {level:.0%}, the student's agreement with the teacher on "
+        f"the requests it serves is at least {target:.0%} (if future traffic resembles the "
+        "calibration pairs)"
+    )
+
+
+def describe(evidence: Calibration | None) -> str:
+    """One line on a version's calibration, for people (stats, dashboard, logs)."""
+    if evidence is None:
+        return "not calibrated yet (waiting for pairs)"
+    best = evidence.best or {}
+    reachable = (
+        f"; the best the evidence supports is {best['agreement_lower']:.1%} agreement at "
+        f"{best['coverage']:.0%} coverage (set DISTILL_TARGET_AGREEMENT at or below it, or wait "
+        "for a better student)"
+        if best.get("agreement_lower") is not None and best.get("coverage") is not None
+        else ""
+    )
+    if evidence.status == "calibrated":
+        return (
+            f"serving at confidence >= {evidence.threshold:.4g}: about "
+            f"{evidence.coverage or 0:.0%} of traffic, agreement >= {evidence.lower or 0:.1%} "
+            f"at {evidence.level:.0%} confidence ({evidence.pairs_used} pairs)"
+        )
+    if evidence.status == "not_enough_pairs":
+        return f"not enough pairs yet ({evidence.pairs_used}); the student serves nothing"
+    return (
+        f"target {evidence.target:.0%} not reached on {evidence.pairs} pairs: the student "
+        f"serves nothing{reachable}"
+    )
 
 
 def _fmt(value: float | None) -> str:

@@ -160,3 +160,64 @@ def test_machinery_checks() -> None:
     assert any("1 of 20 round-2 requests failed" in p for p in problems)
     assert any("logged 3 of 20" in p for p in problems)
     assert machinery_problems({"segments": []}) == ["the all-teacher baseline did not run"]
+
+
+def test_final_third_spreads_teacher_overhead_over_its_records() -> None:
+    from bench.banking77.report import final_third
+    from bench.banking77.stats import teacher_cost_from_usage
+
+    raw = fake_raw()
+    third = final_third(raw)
+    assert third is not None
+    # 40 learning requests: the last 13 (from request 27 on), all in segment 2, which
+    # carries its teacher spend beyond usage (shadow calls): 13 of its 20 requests' share.
+    assert third["first_request"] == 27 and third["requests"] == 13
+    seg2 = raw["segments"][1]["records"]
+    overhead = 0.0012 - teacher_cost_from_usage(seg2, PRICES)
+    tail = [r for seg in raw["segments"] for r in seg["records"]][27:]
+    assert third["teacher_cost_usd"] == pytest.approx(
+        teacher_cost_from_usage(tail, PRICES) + overhead * 13 / 20
+    )
+    assert third["fallback_rate"] == pytest.approx(sum(r["route"] == "teacher" for r in tail) / 13)
+
+
+def test_calibration_rounds_and_evidence(tmp_path: Path) -> None:
+    from bench.banking77.data import Example
+    from bench.banking77.report_calibration import calibration_by_round, evidence_check
+
+    raw = fake_raw()
+    raw["segments"][1]["calibration_end"] = {
+        "mode": "calibration",
+        "target_agreement": 0.8,
+        "versions": {
+            "v1": {"role": "current", "threshold": 0.9, "evidence": {
+                "status": "calibrated", "pairs": 300, "coverage": 0.55, "lower": 0.81}},
+            "base": {"role": "previous", "threshold": None, "evidence": None},
+        },
+    }  # fmt: skip
+    rows = calibration_by_round(raw)
+    assert rows[0]["during_segment"] is None and rows[0]["served_share"] == 0.0
+    current = rows[1]["during_segment"]
+    assert current["version"] == "v1" and current["status"] == "calibrated"
+    assert current["coverage_estimate"] == 0.55 and rows[1]["served_share"] == 15 / 20
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    items = [
+        # student right, teacher wrong: a disagreement that is the teacher's fault
+        {"query": "q1", "answer": "card_arrival", "reference": "lost_or_stolen_card",
+         "agree": False},
+        {"query": "q2", "answer": "card_arrival", "reference": "card_arrival", "agree": True},
+        {"query": "q3", "answer": "lost_or_stolen_card", "reference": "card_arrival",
+         "agree": False},
+        {"query": "unknown", "answer": "x", "reference": "x", "agree": True},
+    ]  # fmt: skip
+    (run / "eval_items.json").write_text(json.dumps(items))
+    examples = [Example("q1", "card_arrival"), Example("q2", "card_arrival"),
+                Example("q3", "card_arrival")]  # fmt: skip
+    (check,) = evidence_check([run], examples)
+    assert check["n"] == 3
+    assert check["agreement_with_teacher"] == pytest.approx(1 / 3)
+    assert check["student_gold_accuracy"] == pytest.approx(2 / 3)
+    assert check["teacher_gold_accuracy"] == pytest.approx(2 / 3)
+    assert check["both_right"] == pytest.approx(1 / 3)

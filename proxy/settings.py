@@ -493,6 +493,17 @@ class Settings(BaseSettings):
         description="Most distinct teacher answers for a task to be served as a "
         "closed set (structured choice); 0 disables.",
     )
+    train_label_set: str | None = Field(
+        None,
+        description="Comma-separated labels of a closed-set task: teacher answers outside "
+        "them are not trained on (unset: inferred when the task is clearly closed).",
+    )
+    train_answer_validator: str | None = Field(
+        None,
+        description="Python callable `module:function` (or a `distill.validators` entry "
+        "point) called as fn(messages, answer); False or a reason string keeps the teacher "
+        "answer out of training.",
+    )
     train_seed: int = Field(42, description="Seed of the training run.")
 
     # --- continuous loop (scheduler, promotion, calibration; proxy/loop) ----------

@@ -97,6 +97,24 @@ class TrainConfig:
             "Most distinct teacher answers for the task to count as closed-set (0: never)."
         ),
     )
+    label_set: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "The task's labels; teacher answers outside them are not trained on (empty: "
+            "inferred for clearly closed tasks, see trainer/validators.py)."
+        ),
+    )
+    label_set_min_share: float = field(
+        default=0.95,
+        metadata=_help("Share of rows with a repeated short answer for a label set inferred."),
+    )
+    answer_validator: str | None = field(
+        default=None,
+        metadata=_help(
+            "module:function called as fn(messages, answer); False or a reason string "
+            "keeps the teacher answer out of training."
+        ),
+    )
     # --- training ------------------------------------------------------------------------------
     epochs: float = field(default=3.0, metadata=_help("Training epochs over the train split."))
     lr: float = field(default=2e-4, metadata=_help("Learning rate (LoRA)."))
@@ -184,6 +202,7 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (self.lora_r >= 1 and self.lora_alpha >= 1, "lora_r and lora_alpha must be >= 1"),
             (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)"),
+            (0.0 < self.label_set_min_share <= 1.0, "label_set_min_share must be in (0, 1]"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size, grad_accum must be >= 1"),
             (self.max_seq_len >= 16, "max_seq_len must be >= 16"),
             (0.0 <= self.kd_alpha <= 1.0, "kd_alpha must be in [0, 1]"),
@@ -237,6 +256,8 @@ class TrainConfig:
             "warm_start": settings.train_warm_start,
             "prune_prompt": settings.train_prune_prompt,
             "closed_set_max": settings.train_closed_set_max,
+            "label_set": split_csv(settings.train_label_set or ""),
+            "answer_validator": settings.train_answer_validator,
             "eval_max_rows": settings.train_eval_max_rows,
             "calibration_fraction": settings.train_calibration_fraction,
             "calibration_max_rows": settings.train_calibration_max_rows,

@@ -30,6 +30,7 @@ import duckdb
 from trainer.config import TrainConfig
 from trainer.feedback import feedback_source, gold_summary
 from trainer.task import PromptPrefix, detect_closed_set, detect_prompt_prefix, strip_prefix
+from trainer.validators import apply_answer_filters
 
 # Reasons a row is rejected, in the order they are checked (the first match counts).
 SQL_FILTERS = (
@@ -114,7 +115,7 @@ class DatasetSelection:
             "prompt_prefix": self.prompt_prefix.to_dict() if self.prompt_prefix else None,
             "closed_set": self.closed_set,
             "notes": list(self.notes),
-            "feedback": gold_summary(self.train, self.eval),
+            "feedback": gold_summary(self.train, self.eval, self.calibration),
         }
 
 
@@ -171,6 +172,7 @@ def select_dataset(
     counts: Counter[str] = Counter({name: 0 for name in SQL_FILTERS + PY_FILTERS})
     raw_rows = _query_candidates(snapshot, cfg, since, counts)
     rows = _python_filters(raw_rows, cfg, counts)
+    rows = apply_answer_filters(rows, cfg, counts)
     selection = _split(rows, cfg, counts)
     _check_enough(selection, cfg)
     return selection

@@ -70,6 +70,19 @@ def feedback_source(snapshot: Path) -> str:
     return _APPLIED if has_feedback(snapshot) else _WITHOUT
 
 
+def gold_labels(snapshot: Path, ids: Sequence[str]) -> dict[str, str]:
+    """The gold label of each of these rows that has one: what the promotion gate and the
+    calibration compare answers with, instead of the teacher's answer."""
+    if not ids or not has_feedback(snapshot):
+        return {}
+    with duckdb.connect() as conn:
+        rows = conn.execute(
+            f"SELECT id, teacher_text FROM {_APPLIED} WHERE gold AND list_contains($ids, id)",
+            {"path": str(snapshot), "ids": list(ids)},
+        ).fetchall()
+    return {str(i): str(label) for i, label in rows}
+
+
 @dataclass(frozen=True)
 class Accuracy:
     n: int
@@ -104,13 +117,16 @@ def teacher_gold_accuracy(pairs: Iterable[tuple[str | None, str]]) -> Accuracy:
     return accuracy(agreement(t, gold)[0] for t, gold in pairs if t is not None)
 
 
-def gold_summary(rows_train: Sequence[Any], rows_eval: Sequence[Any]) -> dict[str, Any]:
+def gold_summary(
+    rows_train: Sequence[Any], rows_eval: Sequence[Any], rows_calibration: Sequence[Any] = ()
+) -> dict[str, Any]:
     """Gold rows per split and the teacher's measured accuracy on all of them."""
-    gold = [r for r in (*rows_train, *rows_eval) if r.gold]
+    gold = [r for r in (*rows_train, *rows_eval, *rows_calibration) if r.gold]
     return {
         "gold_rows": len(gold),
         "gold_train_rows": sum(1 for r in rows_train if r.gold),
         "gold_eval_rows": sum(1 for r in rows_eval if r.gold),
+        "gold_calibration_rows": sum(1 for r in rows_calibration if r.gold),
         "corrected_rows": sum(1 for r in gold if r.teacher_answer != r.completion),
         "teacher_gold_accuracy": teacher_gold_accuracy(
             (r.teacher_answer, r.completion) for r in gold
@@ -145,7 +161,8 @@ def gold_lines(
     lines = [
         f"feedback: {counts.get('rated_bad', 0)} rows rated bad excluded; "
         f"{feedback['gold_rows']} gold rows ({feedback['corrected_rows']} corrected the "
-        f"teacher; {feedback['gold_train_rows']} train / {feedback['gold_eval_rows']} eval)",
+        f"teacher; {feedback['gold_train_rows']} train / {feedback['gold_eval_rows']} eval / "
+        f"{feedback.get('gold_calibration_rows', 0)} calibration)",
         f"teacher accuracy on gold rows: {_acc(feedback.get('teacher_gold_accuracy'))}",
     ]
     for role in ("candidate", "incumbent", "base"):

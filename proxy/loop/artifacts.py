@@ -18,6 +18,7 @@ import duckdb
 
 from trainer.config import TrainConfig
 from trainer.dataset import NotEnoughData, select_dataset
+from trainer.feedback import gold_labels
 
 SNAPSHOT = "snapshot.parquet"
 CONFIG = "config.json"
@@ -170,11 +171,13 @@ def load_rows(snapshot: Path, ids: list[str], max_tokens: int) -> list[EvalRow]:
             [str(snapshot), ids],
         ).fetchall()
     by_id = {row[0]: row for row in found}
+    gold = gold_labels(snapshot, ids)  # users' corrections beat the teacher's answer
     rows = []
     for row_id in ids:
         if row_id not in by_id:
             continue
         _, request_json, reference = by_id[row_id]
+        reference = gold.get(row_id, reference)
         request = json.loads(request_json) if request_json else None
         if isinstance(request, dict) and reference:
             rows.append(EvalRow(row_id, request_body(request, max_tokens), reference))

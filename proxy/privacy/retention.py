@@ -2,7 +2,8 @@
 
 The row stays, with everything the dashboards and budgets aggregate (timestamps,
 key hash, model, route/reason, scores, token counts, latencies, status, costs); the
-columns that hold what users wrote or were told become NULL. Runs through the log
+columns that hold what users wrote or were told become NULL, and so do the corrections
+and notes of feedback older than the cutoff (ratings stay). Runs through the log
 writer (the only write connection) every ``retention_interval`` seconds.
 """
 
@@ -38,9 +39,18 @@ def cutoff_for(days: float, now: datetime | None = None) -> datetime:
     return (now - timedelta(days=days)).astimezone(UTC).replace(tzinfo=None)
 
 
+# Users' corrections and notes are what they wrote: erased on the same schedule.
+FEEDBACK_PURGE_SQL = (
+    "UPDATE feedback SET correction = NULL, note = NULL "
+    "WHERE created_at < ? AND (correction IS NOT NULL OR note IS NOT NULL)"
+)
+
+
 async def purge_once(writer: Any, days: float, now: datetime | None = None) -> int:
     """Erases bodies of rows older than `days`; returns how many rows were changed."""
-    result = await asyncio.wrap_future(writer.execute(PURGE_SQL, [cutoff_for(days, now)]))
+    cutoff = cutoff_for(days, now)
+    result = await asyncio.wrap_future(writer.execute(PURGE_SQL, [cutoff]))
+    await asyncio.wrap_future(writer.execute(FEEDBACK_PURGE_SQL, [cutoff]))
     return int(result[0][0]) if result else 0  # DuckDB's UPDATE yields its row count
 
 

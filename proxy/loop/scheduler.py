@@ -9,6 +9,10 @@ adapter whenever vLLM comes back), then starts an `AsyncIOScheduler` with:
 - calibration refresh every ``calibration_interval`` seconds (calibration mode), at once too;
 - for external students, a check every few seconds that each replica still lists the
   active adapters (a restarted vLLM has forgotten them).
+
+With a shared (PostgreSQL) log only the elected leader (`proxy.loop.leader`) recovers
+runs and has the training and calibration jobs; the other replicas follow the active
+version from the shared table. The adapter check runs on every replica.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from proxy.logstore.snapshot import export_snapshot
 from proxy.loop.calibrator import Calibrator
+from proxy.loop.leader import LeaderLoop, leadership_for
 from proxy.loop.lora import LoraAdmin
 from proxy.loop.promotion import Promoter
 from proxy.loop.runs import RunConflict, RunManager
-from proxy.loop.store import LoopStore
+from proxy.loop.store import LoopStore, VersionRow, utcnow
 from proxy.settings import Settings
 from proxy.student.model import CONVERTED_MARKER, default_model_dir
 
@@ -42,6 +47,7 @@ log = logging.getLogger("distill.loop")
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 RELOAD_CHECK_S = 1.0  # in-memory check of what the pool's probe saw; cheap
+LEADER_JOBS = ("train-schedule", "train-rows", "calibration")
 
 
 @dataclass
@@ -160,6 +166,11 @@ async def _rows_check(loop: LoopServices) -> None:
 
 
 def _add_jobs(loop: LoopServices, settings: Settings, embedded: bool) -> None:
+    _add_leader_jobs(loop, settings)
+    _add_replica_jobs(loop, embedded)
+
+
+def _add_leader_jobs(loop: LoopServices, settings: Settings) -> None:
     scheduler = loop.scheduler
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
     if settings.train_schedule:
@@ -186,8 +197,12 @@ def _add_jobs(loop: LoopServices, settings: Settings, embedded: bool) -> None:
             next_run_time=datetime.now(),
             **common,
         )
+
+
+def _add_replica_jobs(loop: LoopServices, embedded: bool) -> None:
+    common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
     if not embedded:
-        scheduler.add_job(
+        loop.scheduler.add_job(
             loop.promoter.reload_missing,
             IntervalTrigger(seconds=RELOAD_CHECK_S),
             id="adapter-reload",
@@ -195,19 +210,73 @@ def _add_jobs(loop: LoopServices, settings: Settings, embedded: bool) -> None:
         )
 
 
+async def _share_serving_version(loop: LoopServices, state: Any) -> None:
+    """A new leader of a shared log records the base version it serves, so followers find
+    its threshold (calibration writes it to that row) before any promotion."""
+    current = state.active.current
+    active, _ = await loop.store.active_and_previous()
+    if active is not None or not current.name or current.version != "base":
+        return
+    await loop.store.save_version(
+        VersionRow(
+            name=current.name,
+            run_id=None,
+            adapter_path=None,
+            activated_at=utcnow(),
+            active=True,
+            threshold=current.threshold,
+            calibration=None,
+            closed_set=current.closed_set,
+            prompt_prefix=current.prompt_prefix,
+        )  # fmt: skip
+    )
+
+
+def _leader_hooks(app: Any, loop: LoopServices) -> dict[str, Any]:
+    state = app.state
+    settings: Settings = state.settings
+
+    async def elected() -> None:
+        await loop.runs.recover()
+        await loop.promoter.restore()
+        if state.writer.backend.shared:
+            await _share_serving_version(loop, state)
+        _add_leader_jobs(loop, settings)
+
+    async def lost() -> None:
+        for job_id in LEADER_JOBS:
+            if loop.scheduler.get_job(job_id) is not None:
+                loop.scheduler.remove_job(job_id)
+
+    async def follow() -> None:
+        row, _ = await loop.store.active_and_previous()
+        if row is not None and loop.promoter.version_from_row(row) != state.active.current:
+            log.info("the leader changed the active version to %s: switching", row.name)
+            await loop.promoter.restore()
+
+    return {"on_elected": elected, "on_lost": lost, "follow": follow}
+
+
 async def start_loop(app: Any) -> LoopServices:
-    """Builds the loop on ``app.state.loop``, restores the active version, starts the jobs."""
+    """Builds the loop on ``app.state.loop``, restores the active version, starts the jobs
+    (the loop's own only on the leader: see `proxy.loop.leader`)."""
     state = app.state
     settings: Settings = state.settings
     if settings.train_schedule:
         parse_schedule(settings.train_schedule)  # a bad schedule stops start-up, loudly
     loop = build_loop(app)
     state.loop = loop
-    await loop.runs.recover()
     if state.supervisor is not None:
         state.supervisor.on_ready.append(loop.promoter.ensure_loaded)
-    await loop.promoter.restore()
-    _add_jobs(loop, settings, embedded=state.supervisor is not None)
+    leadership = leadership_for(state.writer.backend, settings.db)
+    state.leader = LeaderLoop(
+        leadership,
+        settings.leader_poll_interval,
+        errors=state.writer.backend.failures,
+        **_leader_hooks(app, loop),
+    )
+    await state.leader.start()  # the leader recovers runs and restores; a follower follows
+    _add_replica_jobs(loop, embedded=state.supervisor is not None)
     loop.scheduler.start()
     return loop
 
@@ -216,6 +285,9 @@ async def stop_loop(app: Any) -> None:
     loop: LoopServices | None = getattr(app.state, "loop", None)
     if loop is None:
         return
+    leader: LeaderLoop | None = getattr(app.state, "leader", None)
+    if leader is not None:
+        await leader.stop()
     if loop.scheduler.running:
         loop.scheduler.shutdown(wait=False)
     await loop.runs.stop()

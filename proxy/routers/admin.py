@@ -44,6 +44,19 @@ def _loop(request: Request) -> LoopServices:
     return loop  # type: ignore[no-any-return]
 
 
+def _leading_loop(request: Request) -> LoopServices:
+    """The loop, for a change only the leader of a shared log may make."""
+    leader = getattr(request.app.state, "leader", None)
+    if leader is not None and not leader.is_leader:
+        raise Conflict(
+            "This replica follows: the leader runs training, promotions and rollbacks. "
+            "Send this to the leader (deploy/OPERATIONS.md: which replica leads), or retry: "
+            "another replica takes over within seconds when the leader is gone.",
+            code="not_leader",
+        )
+    return _loop(request)
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
@@ -81,7 +94,7 @@ def _db_errors(exc: Exception) -> ProxyError:
 @router.post("/runs", status_code=202)
 async def start_run(request: Request, _: AdminDep) -> JSONResponse:
     """Starts a run now (202 with its id), or 409 with the id of the run in progress."""
-    loop = _loop(request)
+    loop = _leading_loop(request)
     body = await _json_body(request)
     overrides = body.get("config") or {}
     if not isinstance(overrides, dict):
@@ -139,7 +152,7 @@ async def cancel_run(request: Request, run_id: str, _: AdminDep) -> dict[str, An
 async def rollback(request: Request, _: AdminDep) -> dict[str, Any]:
     """Serves the previous student version again."""
     try:
-        now, old = await _loop(request).promoter.rollback()
+        now, old = await _leading_loop(request).promoter.rollback()
     except NothingToRollBack as exc:
         raise Conflict(str(exc), code="nothing_to_roll_back") from None
     except (LogStoreUnavailable, duckdb.Error) as exc:

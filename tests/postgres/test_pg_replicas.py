@@ -7,8 +7,11 @@ mid-traffic loses nothing (rows spill to each replica's journal and are replayed
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -17,7 +20,7 @@ import pytest
 
 from bench.banking77.stack import Server
 from bench.soak.load import Outcome, send
-from bench.soak.stack import ProxyConfig, start_distill, start_fake, stop_all
+from bench.soak.stack import ProxyConfig, signal_proxy, start_distill, start_fake, stop_all
 from tests.pgcluster import PgCluster, running_cluster
 
 pytestmark = pytest.mark.postgres
@@ -145,3 +148,65 @@ def test_database_restart_mid_traffic_spills_and_replays(
         assert spilled >= 60 and replayed == spilled  # the outage's rows took the journal
     finally:
         stop_all(*started)
+
+
+LEADER_SQL = (
+    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def leader_pid(url: str) -> int | None:
+    """The `distill serve` process holding the leader lock (from its application_name)."""
+    from proxy.loop.leader import LEADER_LOCK
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(LEADER_SQL, [LEADER_LOCK >> 32, LEADER_LOCK & 0xFFFFFFFF]).fetchone()
+    return int(str(row[0]).rsplit(":", 1)[1]) if row else None
+
+
+def wait_for(check: Callable[[], object], timeout: float) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def scheduled_runs_since(url: str, since: object) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM runs WHERE trigger = 'schedule' AND created_at > %s", [since]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_leader_killed_another_takes_over_and_runs_the_schedule(
+    replicas: tuple[Serve, str],
+) -> None:
+    serve, url = replicas
+    fake_trainer = Path(__file__).resolve().parents[1] / "loop" / "fake_trainer.py"
+    loop = {
+        "DISTILL_TRAIN_SCHEDULE": "2s",
+        "DISTILL_TRAINER_COMMAND": f"{sys.executable} {fake_trainer} --mode crash",
+        "DISTILL_LEADER_POLL_INTERVAL": "0.5",
+    }
+    a = serve("a", **loop)
+    assert wait_for(lambda: leader_pid(url) == a.child.popen.pid, 10)
+    b = serve("b", **loop)
+    time.sleep(1.0)
+    assert leader_pid(url) == a.child.popen.pid  # one leader: the first
+    assert wait_for(lambda: scheduled_runs_since(url, datetime(2000, 1, 1)), 15)
+    signal_proxy(a, signal.SIGKILL)
+    killed = datetime.now(UTC).replace(tzinfo=None)
+    started = time.monotonic()
+    assert wait_for(lambda: leader_pid(url) == b.child.popen.pid, 10)
+    takeover = time.monotonic() - started
+    assert takeover < 5, f"takeover took {takeover:.1f} s"
+    assert wait_for(lambda: scheduled_runs_since(url, killed), 15)  # b's schedule fires
+    with psycopg.connect(url) as conn:
+        live = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()
+    assert live is not None and live[0] <= 1  # a's run in flight was failed by b's recovery

@@ -25,6 +25,7 @@ import orjson
 from proxy.feedback import store as feedback_store
 from proxy.logstore.rows import utc_naive
 from trainer.agreement import SHORT_ANSWER_WORDS, agreement, normalize_answer
+from trainer.feedback import accuracy
 
 BY = ("label", "tag")
 MAX_ROWS = 50_000  # the newest rows of the window: enough to rank labels, bounded memory
@@ -136,6 +137,48 @@ def breakdown(
         "groups": [g.to_dict() for g in ordered],
         "never_served": never if by == "label" else [],
     }
+
+
+def feedback_overview(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> dict[str, Any]:
+    """For `distill stats`: gold rows in the window and the student's and the teacher's
+    accuracy on them, with 95 % Wilson intervals: how often each is actually right."""
+    student: list[float] = []
+    teacher: list[float] = []
+    gold_rows = rated_bad = 0
+    for route, _tag, s_text, t_text, rating, fix in _rows(conn, since):
+        rated_bad += rating == "bad" and fix is None
+        gold = _gold(route, s_text, t_text, rating, fix)
+        if gold is None:
+            continue
+        gold_rows += 1
+        if s_text is not None:
+            student.append(agreement(s_text, gold)[0])
+        if t_text is not None:
+            teacher.append(agreement(t_text, gold)[0])
+    return {
+        "gold_rows": gold_rows,
+        "rated_bad": rated_bad,
+        "student_gold_accuracy": accuracy(student).to_dict(),
+        "teacher_gold_accuracy": accuracy(teacher).to_dict(),
+    }
+
+
+def _interval(acc: dict[str, Any]) -> str:
+    if acc.get("accuracy") is None:
+        return "n/a"
+    return f"{acc['accuracy']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}] (n={acc['n']})"
+
+
+def feedback_lines(report: dict[str, Any]) -> list[str]:
+    """`distill stats` lines about users' feedback (none without any)."""
+    fb = report.get("feedback") or {}
+    if not (fb.get("gold_rows") or fb.get("rated_bad")):
+        return []
+    return [
+        f"feedback: {fb['gold_rows']} gold rows, {fb['rated_bad']} rated bad",
+        f"accuracy on gold rows: student {_interval(fb['student_gold_accuracy'])}, "
+        f"teacher {_interval(fb['teacher_gold_accuracy'])}",
+    ]
 
 
 def _pct(value: float | None) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from proxy.observability.breakdown import feedback_lines
+
 # Columns of `distill logs` (key in the row, header, width cap).
 _LOG_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("created_at", "time (UTC)", 19),
@@ -140,6 +142,8 @@ def runs_table(
 def print_stats(console: Console, report: dict[str, Any], origin: str) -> None:
     console.print(f"from {origin}", soft_wrap=True, markup=False, highlight=False)
     console.print(_overview(report))
+    for line in feedback_lines(report):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     console.print(_latency(report))
     console.print(runs_table(report.get("runs") or []))
 

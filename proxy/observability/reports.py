@@ -13,6 +13,7 @@ import duckdb
 
 from proxy.logstore import queries
 from proxy.observability import queries_ext
+from proxy.observability.breakdown import feedback_overview
 from proxy.observability.window import bucket_for
 
 
@@ -44,6 +45,7 @@ def stats_report(
         "latency": queries_ext.latency_by_route(conn, since),
         "student_version": _version_from_log(conn),
         "runs": queries.runs(conn, limit=runs_limit),
+        "feedback": feedback_overview(conn, since),
     }
 
 

@@ -100,3 +100,8 @@ def test_breakdown_by_label_and_tag(
     out = capsys.readouterr().out
     assert f"from file {db}" in out and "where the student is weak, by label" in out
     assert "never served by the student (1): exchange_rate" in out
+    # `distill stats` shows the gold accuracies next to the rest.
+    assert main(["stats", "--since", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "feedback: 2 gold rows, 0 rated bad" in out
+    assert "accuracy on gold rows: student 0.500 [" in out and "(n=2), teacher 1.000" in out

@@ -21,6 +21,7 @@ import httpx
 from bench.banking77.admin import AdminClient, AdminError, RunInfo
 from bench.banking77.data import Example
 from bench.banking77.driver import Driver, RequestRecord
+from bench.banking77.latency import BusyProbes, idle_probes, latency_summary
 from bench.common.console import say
 
 VALIDATION_INDEX_BASE = 1_000_000  # keeps validation indices apart from traffic indices
@@ -199,6 +200,35 @@ async def _segment(ph: Phase, items: list[tuple[int, Example]], round_no: int) -
     }
 
 
+async def _close_round(
+    ph: Phase, seg: dict[str, Any], validation: list[Example], round_no: int
+) -> None:
+    """The run the segment triggered (latency probed beside it and after), then the
+    calibration it left and the student alone on the validation split."""
+    busy = BusyProbes(ph.driver, validation, round_no)
+    busy.start()
+    try:
+        seg.update(await run_round(ph.admin, ph.known_runs, ph.cfg))
+    finally:
+        during = await busy.stop()
+    idle = await idle_probes(ph.driver, validation, round_no)
+    ph.logged += len(during) + len(idle)
+    seg["latency_probes"] = {
+        "during_training": latency_summary(during),
+        "idle": latency_summary(idle),
+        "records": [r.to_dict() for r in during + idle],
+    }
+    seg["calibration_after_run"] = await ph.admin.calibration()
+    checked = await validate(ph.driver, validation, round_no)
+    ph.logged += len(checked)
+    seg["validation"] = {"records": [r.to_dict() for r in checked]}
+    probes = seg["latency_probes"]
+    say(f"round {round_no}: run {seg['run']['id']} {seg['run']['status']} "
+        f"({seg['training_seconds']:.0f}s, {seg['trigger']}); student alone "
+        f"{_share(checked):.3f}; student p50 {probes['idle']['p50_ms']} ms idle, "
+        f"{probes['during_training']['p50_ms']} ms beside training")  # fmt: skip
+
+
 async def learning_phase(
     driver: Driver,
     admin: AdminClient,
@@ -219,14 +249,7 @@ async def learning_phase(
         seg = await _segment(ph, traffic[pos:], round_no)
         pos += len(seg["records"])
         if seg.pop("due"):
-            seg.update(await run_round(admin, ph.known_runs, cfg))
-            seg["calibration_after_run"] = await admin.calibration()
-            checked = await validate(driver, validation, round_no)
-            ph.logged += len(checked)
-            seg["validation"] = {"records": [r.to_dict() for r in checked]}
-            say(f"round {round_no}: run {seg['run']['id']} {seg['run']['status']} "
-                f"({seg['training_seconds']:.0f}s, {seg['trigger']}); student alone "
-                f"{_share(checked):.3f}")  # fmt: skip
+            await _close_round(ph, seg, validation, round_no)
         seg["proxy_stats"] = await admin.stats()
         segments.append(seg)
         checkpoint(segments)

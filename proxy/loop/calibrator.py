@@ -198,6 +198,25 @@ class Calibrator:
         return out
 
 
+    def status(self) -> dict[str, Any]:
+        """The serving version's calibration in a few fields (distill stats, dashboard)."""
+        s = self._settings
+        if not self.enabled:
+            return {"mode": "static", "summary": f"static threshold {s.confidence_threshold}"}
+        current = self._active.current
+        evidence = self.evidence.get(current.version)
+        return {
+            "mode": "calibration",
+            "target_agreement": s.target_agreement,
+            "level": s.calibration_confidence,
+            "guarantee": guarantee_text(s.target_agreement, s.calibration_confidence),
+            "status": evidence.status if evidence else "not_calibrated_yet",
+            "coverage": evidence.coverage if evidence and evidence.threshold is not None else None,
+            "best": evidence.best if evidence else None,
+            "summary": describe(evidence),
+        }
+
+
 def guarantee_text(target: float, level: float) -> str:
     return (
         f"with probability at least {level:.0%}, the student's agreement with the teacher on "

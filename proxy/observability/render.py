@@ -80,6 +80,11 @@ def _overview(report: dict[str, Any]) -> Table:
     if report.get("threshold") is not None:
         version += f" (threshold {report['threshold']:.3f})"
     table.add_row("student version", version)
+    calibration = report.get("calibration")
+    if calibration:
+        table.add_row("calibration", calibration.get("summary") or "–")
+        if calibration.get("guarantee"):
+            table.add_row("  guarantee", calibration["guarantee"])
     log = report.get("log")
     if log:
         table.add_row("log queue / dropped", f"{log['queue_depth']} / {log['dropped']}")

@@ -52,6 +52,8 @@ def _live(request: Request, report: dict[str, Any]) -> dict[str, Any]:
     report["threshold"] = state.chat.threshold_for(current)
     report["scorer"] = current.scorer or state.settings.confidence_scorer
     reports.note_teacher(report, state.teacher is not None)
+    loop = getattr(state, "loop", None)
+    report["calibration"] = loop.calibrator.status() if loop is not None else None
     stats = state.writer.stats
     report["log"] = {
         "queue_depth": stats.queue_depth,

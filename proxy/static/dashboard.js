@@ -186,6 +186,8 @@
     $("version").textContent = d.student_version || "–";
     $("threshold").textContent = d.threshold == null ? "uncalibrated" : d.threshold.toFixed(3);
     $("scorer").textContent = d.scorer || "–";
+    const cal = d.calibration;
+    $("calibration").textContent = cal ? "calibration: " + cal.summary : "";
     $("queue").textContent = d.log ? d.log.queue_depth + (d.log.dropped ? " (" + d.log.dropped + " dropped)" : "") : "–";
   }
 

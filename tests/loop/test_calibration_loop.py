@@ -31,6 +31,11 @@ def test_cold_start_serves_nothing_and_logs_pairs(loop_proxy: LoopFactory) -> No
         assert evidence["status"] == "target_not_reached"
         assert evidence["threshold"] is None and evidence["agreement"] == 0.0
         assert lh.active.current.threshold is None
+        # Out of reach is said in words, with the best target the evidence supports.
+        status = lh.admin("GET", "/admin/stats").json()["calibration"]
+        assert status["status"] == "target_not_reached"
+        assert "target 90% not reached on 6 pairs" in status["summary"]
+        assert "best the evidence supports is 0.0% agreement" in status["summary"]
 
 
 def test_cold_start_background_answers_are_bounded(loop_proxy: LoopFactory) -> None:
@@ -69,6 +74,11 @@ def test_promotion_calibrates_from_the_eval_split(loop_proxy: LoopFactory) -> No
         resp = lh.chat(40, good=False)
         assert resp.headers["x-distill-route"] == "student"
         assert resp.json()["choices"][0]["message"]["content"] == "negative"
+        # distill stats / the dashboard read the same block from /admin/stats.
+        status = lh.admin("GET", "/admin/stats").json()["calibration"]
+        assert status["mode"] == "calibration" and status["status"] == "calibrated"
+        assert status["summary"].startswith("serving at confidence >= -0.01")
+        assert "at least 70%" in status["guarantee"]
 
 
 def test_promotion_calibrates_on_the_calibration_set_not_the_gate_rows(

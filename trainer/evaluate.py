@@ -19,6 +19,7 @@ from typing import Any
 from proxy.serving.confidence import SCORERS
 from trainer.agreement import SHORT_ANSWER_WORDS, agreement
 from trainer.backends import GenerationBackend
+from trainer.breakdown import label_breakdown
 from trainer.dataset import TrainRow
 from trainer.feedback import eval_gold_summary
 from trainer.task import PromptPrefix, strip_prefix
@@ -78,6 +79,9 @@ def evaluate_model(
         primary_scorer=CLOSED_SET_SCORER if served.closed_set else None,
         generate_seconds=round(seconds, 2),
         gold=eval_gold_summary(rows, [i.agreement for i in items]),
+        by_label=label_breakdown(rows, [i.prediction for i in items], [i.agreement for i in items])
+        if served.closed_set
+        else None,
     )
     return summary
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.breakdown import weak_label_lines
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection
 from trainer.feedback import gold_lines
@@ -91,6 +92,7 @@ def summary_lines(report: dict[str, Any], run_dir: Path) -> list[str]:
         + ", ".join(parts)
     )
     lines.extend(gold_lines(counts, ds.get("feedback"), ev))
+    lines.extend(weak_label_lines(ev))
     if report.get("closed_set"):
         lines.append(f"closed set: {len(report['closed_set'])} labels (served as a choice)")
     if report.get("prompt_prefix"):

@@ -192,3 +192,29 @@ def test_gold_accuracy_in_the_evaluation_and_the_report() -> None:
     assert "candidate accuracy on gold eval rows: 0.667 [" in text
     assert "teacher on the same rows: 0.667" in text
     assert gold_lines({"rated_bad": 0}, {"gold_rows": 0}, None) == []
+
+
+def test_report_shows_the_weakest_labels_of_a_closed_set_task() -> None:
+    rows = [
+        _row(0, "card_arrival", False, None),
+        _row(1, "card_arrival", True, "card_arrival"),
+        _row(2, "lost_card", False, None),
+        _row(3, "lost_card", False, None),
+        _row(4, "top_up", False, None),
+    ]
+    student = _Backend(
+        ["card_arrival", "card_arrival", "card_arrival", "lost_card", "card_arrival"]
+    )
+    served = ServedAs(closed_set=["card_arrival", "lost_card", "top_up"])
+    result = evaluate_model(student, rows, served, 16, 0)
+    labels = {x["label"]: x for x in result["by_label"]["labels"]}
+    assert labels["lost_card"]["agreement"] == 0.5 and labels["top_up"]["agreement"] == 0.0
+    assert labels["card_arrival"]["gold_accuracy"] == 1.0
+    assert result["by_label"]["never_answered"] == ["top_up"]
+    assert [x["label"] for x in result["by_label"]["labels"]][0] == "top_up"  # weakest first
+    assert evaluate_model(student, rows, ServedAs(), 16, 0)["by_label"] is None
+    from trainer.breakdown import weak_label_lines
+
+    lines = weak_label_lines({"candidate": result})
+    assert lines[0] == "weakest labels (candidate): top_up 0.00 (n=1), lost_card 0.50 (n=2)"
+    assert lines[1] == "labels the candidate never answered (1): top_up"

@@ -63,6 +63,8 @@ class BenchSettings:
     # Share of the learning proxy's teacher answers that get the dataset label as a gold
     # correction through POST /v1/feedback, as an app's users would send it.
     feedback_rate: float = 0.0
+    # A second learning arm in the same run with this feedback rate (report side by side).
+    feedback_compare: float | None = None
     teacher_latency_ms: float = 300.0
     price_in: float = 2.5
     price_out: float = 10.0
@@ -126,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         help="share of teacher answers that get the dataset label as a gold correction "
         "(POST /v1/feedback) during the learning phase; 0 = none",
     )
+    a(
+        "--feedback-compare",
+        type=float,
+        metavar="RATE",
+        help="then run the learning phase again on a fresh proxy with this feedback rate and "
+        "report both arms side by side (feedback.md); about doubles the run time",
+    )
     a("--teacher-latency-ms", type=float, default=300.0)
     a("--price-in", type=float, default=2.5, help="teacher USD per 1M prompt tokens")
     a("--price-out", type=float, default=10.0, help="teacher USD per 1M completion tokens")
@@ -159,8 +168,10 @@ def parse_settings(argv: list[str] | None = None) -> BenchSettings:
         extra[name.strip().upper()] = value
     values["soft_labels"] = not values.pop("no_soft_labels")
     values["prune_prompt"] = not values.pop("no_prune_prompt")
-    if not 0.0 <= values["feedback_rate"] <= 1.0:
-        raise SystemExit(f"--feedback-rate must be in [0, 1], got {values['feedback_rate']}")
+    for name in ("feedback_rate", "feedback_compare"):
+        rate = values.get(name)
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be in [0, 1], got {rate}")
     if values["target_agreement"] == 0:
         values["target_agreement"] = None
     stamp = time.strftime("%Y%m%d-%H%M%S")

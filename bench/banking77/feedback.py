@@ -8,7 +8,8 @@ accuracy on gold rows, and the candidate's on the gold rows of its eval split), 
 replay teacher's configured accuracy.
 
     python -m bench.banking77.feedback RUN_A/summary.json RUN_B/summary.json
-prints the runs side by side (student accuracy, teacher-call fraction, gold accuracies).
+prints the runs side by side (student accuracy, teacher-call fraction, gold accuracies);
+``--feedback-compare RATE`` does it in one run (`feedback_arm`, ``feedback.md``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,32 @@ def side_by_side(summaries: list[dict[str, Any]], names: list[str]) -> str:
     for label, get in SIDE_BY_SIDE:
         lines.append(f"| {label} | " + " | ".join(_cell(get(s)) for s in summaries) + " |")
     return "\n".join(lines) + "\n"
+
+
+def arm_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of the ``--feedback-compare`` arm, computed like the main one's."""
+    from bench.banking77.report import build_rounds, build_summary
+
+    arm_raw = {**raw, **raw["feedback_arm"]}
+    return build_summary(arm_raw, build_rounds(arm_raw))
+
+
+def write_side_by_side(raw: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> str:
+    """``feedback.md`` next to the report: the main arm and the feedback arm of one run."""
+    arm = arm_summary(raw)
+    names = [
+        f"{(s.get('feedback') or {}).get('feedback_rate') or 0.0:.0%} feedback"
+        for s in (summary, arm)
+    ]
+    text = (
+        "# Banking77: feedback side by side\n\n"
+        "The same traffic through two fresh learning proxies, one after the other; in the "
+        "second, users correct a seeded share of the teacher's answers with the dataset "
+        "label (POST /v1/feedback).\n\n" + side_by_side([summary, arm], names)
+    )
+    (out_dir / "feedback.md").write_text(text)
+    (out_dir / "feedback_arm_summary.json").write_text(json.dumps(arm, indent=2, default=str))
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,8 @@ from bench.banking77.checks import machinery_problems
 from bench.banking77.config import BenchSettings, parse_settings, proxy_env
 from bench.banking77.data import Example, load_categories, load_split, traffic_order
 from bench.banking77.driver import Driver, DriverConfig
-from bench.banking77.feedback import feedback_summary
+from bench.banking77.feedback import feedback_summary, write_side_by_side
+from bench.banking77.feedback_arm import run_feedback_arm
 from bench.banking77.report import write_report
 from bench.banking77.report_calibration import evidence_check
 from bench.banking77.rounds import (
@@ -222,6 +223,8 @@ class Bench:
             if self.s.static_requests > 0:
                 await self.static_cascade()
             await self.learning()
+            if self.s.feedback_compare is not None:
+                await run_feedback_arm(self)
         finally:
             stop_server(self.teacher)
             self.checkpoint()
@@ -249,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     problems = machinery_problems(raw)
     raw["notes"].extend(f"machinery: {p}" for p in problems)
     summary = write_report(raw, settings.out_dir)
+    if raw.get("feedback_arm"):
+        print(write_side_by_side(raw, summary, settings.out_dir), end="")
     keys = (
         "requests",
         "teacher_accuracy",

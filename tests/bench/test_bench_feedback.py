@@ -4,6 +4,7 @@ answers through the real app's POST /v1/feedback, and the run record summarises 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from bench.banking77.config import parse_settings
 from bench.banking77.data import Example
 from bench.banking77.driver import Driver, DriverConfig
-from bench.banking77.feedback import feedback_summary, side_by_side
+from bench.banking77.feedback import feedback_summary, side_by_side, write_side_by_side
+from bench.banking77.report import write_report
+from tests.bench.test_bench_report import fake_raw
 from tests.fakes import FakeUpstream
 
 LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
@@ -23,9 +26,13 @@ EXAMPLES = [(i, Example(f"customer query {i}", LABELS[i % 3])) for i in range(12
 
 def test_feedback_rate_flag() -> None:
     assert parse_settings(["--quick"]).feedback_rate == 0.0
+    assert parse_settings(["--quick"]).feedback_compare is None
     assert parse_settings(["--quick", "--feedback-rate", "0.05"]).feedback_rate == 0.05
+    assert parse_settings(["--feedback-compare", "0.05"]).feedback_compare == 0.05
     with pytest.raises(SystemExit):
         parse_settings(["--feedback-rate", "1.5"])
+    with pytest.raises(SystemExit):
+        parse_settings(["--feedback-compare", "-0.1"])
 
 
 def _drive(h: Any, rate: float, phase: str) -> list[Any]:
@@ -107,3 +114,21 @@ def test_summary_reads_the_proxy_measure_and_runs_side_by_side(tmp_path: Path) -
     assert "| student-only accuracy | 0.800 | 0.850 |" in table
     assert "| teacher gold accuracy (proxy) | n/a | 0.900 |" in table
     assert "| configured teacher accuracy | n/a | 0.920 |" in table
+
+
+def test_one_run_reports_both_arms_side_by_side(tmp_path: Path) -> None:
+    raw = fake_raw()
+    raw["feedback"] = feedback_summary(raw, 0.0)
+    arm = copy.deepcopy({k: raw[k] for k in ("segments", "base_validation")})
+    for rec in arm["segments"][1]["records"]:
+        rec["route"], rec["correct"] = "student", True  # the fed-back arm learnt more
+    arm["feedback_rate"] = 0.05
+    arm["feedback"] = {**feedback_summary({**raw, **arm}, 0.05), "sent": 2}
+    raw["feedback_arm"] = arm
+    summary = write_report(raw, tmp_path)
+    text = write_side_by_side(raw, summary, tmp_path)
+    assert "| | 0% feedback | 5% feedback |" in text
+    assert "| feedback rate | 0.000 | 0.050 |" in text
+    assert "| teacher-call fraction (final round) | 0.250 | 0.000 |" in text
+    assert (tmp_path / "feedback.md").read_text() == text
+    assert json.loads((tmp_path / "feedback_arm_summary.json").read_text())["requests"] == 40

@@ -6,12 +6,14 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from proxy.app import create_app
 from proxy.auth import is_loopback
 from proxy.settings import DB_FILE_NAME, Settings
+from proxy.workers import check_workers, serve_workers
 
 LEGACY_DB = Path(DB_FILE_NAME)  # where versions before the one data directory kept the log
 
@@ -43,26 +45,41 @@ def legacy_db_warning(settings: Settings) -> str | None:
     )
 
 
+def _log_location(settings: Settings) -> str:
+    if settings.db_is_postgres:
+        from proxy.logstore.postgres import redact_url
+
+        return f"PostgreSQL {redact_url(str(settings.db))}"
+    return f"DuckDB {settings.db}"
+
+
 def serve(settings: Settings) -> int:
     check_bind(settings)
+    check_workers(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # The row-count trigger polls every few seconds; two INFO lines per poll drown the log.
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     logging.getLogger("distill").info(
-        "distill proxy on http://%s:%s/v1 (DuckDB %s)", settings.host, settings.port, settings.db
+        "distill proxy on http://%s:%s/v1 (%s, %d worker(s))",
+        settings.host,
+        settings.port,
+        _log_location(settings),
+        settings.workers,
     )
     if (legacy := legacy_db_warning(settings)) is not None:
         logging.getLogger("distill").warning(legacy)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
-        log_level="info",
-        access_log=False,
-    )
+    uvicorn_options: dict[str, Any] = {
+        "timeout_graceful_shutdown": int(settings.shutdown_grace),
+        "log_level": "info",
+        "access_log": False,
+    }
     # One INFO line per upstream call would flood the log (and cost time) under load.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.workers > 1:
+        return serve_workers(settings, **uvicorn_options)
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, **uvicorn_options
+    )
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would end the
     # process "killed by SIGTERM"; a drained, clean stop exits 0 instead.
     for sig in (signal.SIGTERM, signal.SIGINT):

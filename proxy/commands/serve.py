@@ -22,7 +22,12 @@ def register(sub: Subcommands) -> None:
         "serve",
         "run the proxy (starts a vLLM student unless DISTILL_STUDENT_URL is set)",
         _serve,
-        overrides=("host", "port"),
+        overrides=("host", "port", "workers"),
     )
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="proxy processes on the port (default 1); above 1 needs DISTILL_DB=postgresql://",
+    )

@@ -9,10 +9,16 @@ dropped. Appends are flushed to the OS at once, so a killed process loses none.
 Layout under ``directory``: ``journal-<pid>-<ns>-<seq>.jsonl`` (oldest first by
 name order within one process) and ``rejected.jsonl`` for rows DuckDB refused
 for their content (kept for a human, never replayed).
+
+Several processes may share the directory (``distill serve --workers N``): a file
+is flock()ed by the process appending to it or replaying it, and a process replays
+only files it can lock, i.e. files of no live process (left by a killed one) or
+its own sealed ones.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -46,6 +52,8 @@ class SpillJournal:
         self._current: IO[bytes] | None = None
         self._current_path: Path | None = None
         self._current_bytes = 0
+        self._claimed: tuple[Path, IO[bytes]] | None = None  # the file being replayed
+        self._closed = False
         self.directory.mkdir(parents=True, exist_ok=True)
         self._size = sum(p.stat().st_size for p in self._files())
 
@@ -64,6 +72,7 @@ class SpillJournal:
         name = f"{_PREFIX}{os.getpid()}-{time.time_ns():020d}-{self._seq:06d}{_SUFFIX}"
         self._current_path = self.directory / name
         self._current = self._current_path.open("ab")
+        fcntl.flock(self._current, fcntl.LOCK_EX)  # a new file: nobody else holds it
         self._current_bytes = 0
         return self._current
 
@@ -91,16 +100,47 @@ class SpillJournal:
                 kept += 1
             if self._current is not None:
                 self._current.flush()
+            if self._closed:
+                # Rows after close are for the next start (maybe this same process): no lock.
+                self._seal_locked()
             return kept
 
     def next_file(self) -> Path | None:
-        """Oldest file ready for replay; seals the file being appended to if it is the only one."""
+        """Oldest file ready for replay, locked for this process until `remove` or the next
+        call; seals the file being appended to if it is the only one."""
         with self._lock:
+            self._release_claim()
             files = [p for p in self._files() if p != self._current_path]
             if not files and self._current_path is not None and self._current_bytes > 0:
                 files = [self._current_path]
                 self._seal_locked()
-            return files[0] if files else None
+            for path in files:
+                if self._claim(path):
+                    return path
+            if not files:  # other processes may have replayed files counted at start
+                self._size = self._current_bytes if self._current is not None else 0
+            return None
+
+    def _claim(self, path: Path) -> bool:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:  # replayed by another process meanwhile
+            return False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live process appends to it or replays it
+            handle.close()
+            return False
+        if not path.exists():  # removed between the open and the lock
+            handle.close()
+            return False
+        self._claimed = (path, handle)
+        return True
+
+    def _release_claim(self) -> None:
+        claimed, self._claimed = self._claimed, None
+        if claimed is not None:
+            claimed[1].close()
 
     def read(self, path: Path) -> tuple[list[dict[str, Any]], int]:
         """Records of a sealed file and the number of unreadable lines (a torn last write)."""
@@ -121,6 +161,8 @@ class SpillJournal:
             size = path.stat().st_size
             path.unlink()
             self._size = max(0, self._size - size)
+            if self._claimed is not None and self._claimed[0] == path:
+                self._release_claim()
 
     def reject(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Keeps rows DuckDB refused for their content, within the same byte bound."""
@@ -140,4 +182,6 @@ class SpillJournal:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._seal_locked()
+            self._release_claim()

@@ -106,8 +106,8 @@ def open_writable(db: Path | str) -> Any:
     """A migrated connection for a short write by a CLI command (`distill train` recording
     its run) while no server owns a DuckDB file; on PostgreSQL a translating cursor."""
     if is_postgres_url(db):
-        from proxy.logstore.postgres import connect, migrate
         from proxy.logstore.pgsql import PgCursor, Translator
+        from proxy.logstore.postgres import connect, migrate
 
         translator = Translator()
         pg = connect(str(db))

@@ -44,3 +44,20 @@ def test_torn_line_from_a_crash_is_counted_and_the_rest_replayed(tmp_path: Path)
         assert ids == [("req-000001",)]
     finally:
         writer.close()
+
+
+def test_processes_sharing_a_directory_replay_only_unowned_files(tmp_path: Path) -> None:
+    # `distill serve --workers N`: one spill directory, a file per live appender.
+    first = SpillJournal(tmp_path, max_bytes=1 << 20)
+    second = SpillJournal(tmp_path, max_bytes=1 << 20)
+    assert first.append([make_record(1)]) == 1
+    assert second.next_file() is None  # the first still appends to its file
+    first.close()  # as if that process ended (a kill releases the lock the same way)
+    claimed = second.next_file()
+    assert claimed is not None
+    records, _ = second.read(claimed)
+    assert [r["id"] for r in records] == ["req-000001"]
+    third = SpillJournal(tmp_path, max_bytes=1 << 20)
+    assert third.next_file() is None  # the second is replaying it
+    second.remove(claimed)
+    assert third.next_file() is None and not third.has_pending()

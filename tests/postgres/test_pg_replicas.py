@@ -210,3 +210,27 @@ def test_leader_killed_another_takes_over_and_runs_the_schedule(
     with psycopg.connect(url) as conn:
         live = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()
     assert live is not None and live[0] <= 1  # a's run in flight was failed by b's recovery
+
+
+def replica_pids(url: str) -> set[int]:
+    """Processes connected for the leader election (every worker of every replica)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT application_name FROM pg_stat_activity "
+            "WHERE application_name LIKE 'distill-replica %%' AND datname = current_database()"
+        ).fetchall()
+    return {int(str(name).rsplit(":", 1)[1]) for (name,) in rows}
+
+
+def test_workers_share_one_port_and_write_the_log_directly(replicas: tuple[Serve, str]) -> None:
+    serve, url = replicas
+    server = serve("w", DISTILL_WORKERS="2")
+    wait_for(lambda: len(replica_pids(url)) == 2, 15)
+    workers = replica_pids(url)
+    assert server.child.popen.pid not in workers  # the parent only supervises
+    outcomes = asyncio.run(_traffic([server], "workers", 200))
+    acked = {o.request_id for o in outcomes if o.status == 200 and o.complete}
+    assert len(acked) == 200
+    rows = wait_rows(url, "workers", acked, timeout=10)
+    assert set(rows) == acked and set(rows.values()) == {1}
+    assert leader_pid(url) in workers

@@ -25,8 +25,8 @@ from starlette.types import Scope
 from proxy.auth import KeyRing
 from proxy.errors import InvalidRequest, ProxyError
 from proxy.feedback.service import build_feedback
-from proxy.limits import RateLimiter
 from proxy.limits.http import seed_spend_from_log
+from proxy.limits.shared import limiter_from_settings
 from proxy.loop.scheduler import start_loop, stop_loop
 from proxy.observability.hooks import RequestObserver
 from proxy.privacy import build_sink, run_retention, scrub_secrets, scrubber_from_settings
@@ -115,7 +115,7 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.active = ActiveStudent(StudentVersion(name=settings.student_model or ""))
     state.models_cache = {}
     state.writer = build_writer(settings)
-    state.limiter = RateLimiter.from_settings(settings)
+    state.limiter = limiter_from_settings(settings)
     state.scrubber = scrubber_from_settings(settings)
     state.feedback = build_feedback(settings, state.writer, state.keys)
     state.sink = build_sink(settings, state.writer.submit, state.limiter.settle)

@@ -43,6 +43,13 @@ def check_limits(request: Request, ctx: RequestContext, body: Mapping[str, Any])
 
 async def enforce_limits(request: Request, ctx: ContextDep, body: ChatBodyDep) -> None:
     """Runs after the key check and body validation: raises `RateLimited` (429)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is not None and getattr(limiter, "blocking", False):
+        # Shared counters (Redis or PostgreSQL) cost a round trip: off the event loop.
+        identity = client_identity(request, ctx) if limiter.enabled else None
+        if identity is not None:
+            await asyncio.to_thread(limiter.admit, identity, ctx.request_id, body)
+        return
     check_limits(request, ctx, body)
 
 

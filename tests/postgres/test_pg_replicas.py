@@ -234,3 +234,12 @@ def test_workers_share_one_port_and_write_the_log_directly(replicas: tuple[Serve
     rows = wait_rows(url, "workers", acked, timeout=10)
     assert set(rows) == acked and set(rows.values()) == {1}
     assert leader_pid(url) in workers
+
+
+def test_one_keys_rate_limit_holds_across_both_replicas(replicas: tuple[Serve, str]) -> None:
+    serve, url = replicas
+    servers = [serve("a", DISTILL_LIMIT_RPM="10"), serve("b", DISTILL_LIMIT_RPM="10")]
+    outcomes = asyncio.run(_traffic(servers, "limited", 30))
+    statuses = sorted(o.status or 0 for o in outcomes)
+    assert statuses.count(200) == 10, statuses
+    assert statuses.count(429) == 20

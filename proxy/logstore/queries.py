@@ -5,7 +5,8 @@ or from `snapshot.open_readonly`) and returns plain JSON-serialisable values:
 timestamps as ISO-8601 strings (UTC), JSON columns parsed.
 
 Definitions used throughout:
-- fallback rate: share of requests answered by the teacher (``route = 'teacher'``);
+- fallback rate: share of the cascade's requests answered by the teacher (``route =
+  'teacher'``; pass-through calls and refused requests are not the cascade's);
 - teacher calls: requests for which the teacher was called at all (served,
   shadow-sampled or failed), i.e. ``teacher_latency_ms IS NOT NULL``;
 - degraded: answers served as a stand-in (``degraded IS NOT NULL``: the teacher
@@ -81,11 +82,15 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
         "SELECT count(*), count(*) FILTER (route = 'teacher'), "
         "count(*) FILTER (teacher_latency_ms IS NOT NULL), "
         "coalesce(sum(cost_usd), 0), coalesce(sum(counterfactual_cost_usd), 0), "
-        "count(*) FILTER (status_code >= 400), count(*) FILTER (reason = 'no_teacher') "
+        "count(*) FILTER (status_code >= 400), count(*) FILTER (reason = 'no_teacher'), "
+        # The fallback rate is over requests the cascade decided: not pass-through calls
+        # (embeddings, files, ...) and not requests refused before (401, 429, ...).
+        "count(*) FILTER (route IS DISTINCT FROM 'passthrough' "
+        "AND reason IS DISTINCT FROM 'refused') "
         f"FROM requests{where}",
         params,
     )
-    requests, teacher, teacher_calls, cost, counterfactual, errors, no_teacher = total
+    requests, teacher, teacher_calls, cost, counterfactual, errors, no_teacher, decided = total
     degraded = conn.execute(
         f"SELECT degraded, count(*) FROM requests{where}{' AND' if where else ' WHERE'} "
         "degraded IS NOT NULL GROUP BY ALL ORDER BY 1",
@@ -102,7 +107,7 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
         "since": _plain(utc_naive(since)) if since else None,
         "requests": requests,
         "routes": {route: n for route, n, _, _ in by_route},
-        "fallback_rate": _ratio(teacher, requests),
+        "fallback_rate": _ratio(teacher, decided),
         "teacher_calls": teacher_calls,
         "errors": errors,
         "no_teacher": no_teacher,

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from proxy.deps import get_settings, read_limited, request_context
 from proxy.errors import MethodNotAllowed, NotFound, PermissionDenied
-from proxy.limits.http import check_limits
+from proxy.limits.http import enforce_limits
 from proxy.serving.passthrough import FORWARDED_REQUEST_HEADERS, PassthroughService, RelayCall
 from proxy.settings import PASSTHROUGH_ENDPOINTS
 
@@ -74,7 +74,7 @@ async def passthrough(request: Request, name: str, rest: str = "") -> Response:
             code="endpoint_disabled",
         )
     content, body = await _body(request)
-    check_limits(request, ctx, body or {})
+    await enforce_limits(request, ctx, body or {})
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     call = RelayCall(
         method=request.method,

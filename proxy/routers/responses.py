@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from proxy.deps import ContextDep, json_object, validation_error
-from proxy.limits.http import check_limits
+from proxy.limits.http import enforce_limits
 from proxy.protocol import ErrorResponse, ResponsesRequest
 from proxy.serving.responses import ResponsesService
 
@@ -32,6 +32,6 @@ async def create_response(request: Request, ctx: ContextDep) -> Response:
         ResponsesRequest.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    check_limits(request, ctx, body)
+    await enforce_limits(request, ctx, body)
     service: ResponsesService = request.app.state.responses
     return await service.create(ctx, body)

@@ -1,5 +1,6 @@
-"""The log row of a request the proxy refused or failed before any service logged it
-(401, 400, 403, 404, 405, 413, 429, 500): status, error code, route ``none``.
+"""The log row of an API request (``/v1/...``) the proxy refused or failed before any
+service logged it (401, 400, 403, 404, 405, 413, 429, 500): status, error code, route
+``none``.
 
 What it keeps is bounded by who is asking: without an accepted key the body is not
 kept (an unauthenticated client must not be able to fill the log), and the
@@ -16,6 +17,10 @@ from starlette.requests import HTTPConnection
 
 from proxy.errors import ProxyError
 from proxy.serving.records import RequestContext
+
+# The API's requests are logged; refusals of the admin API, the dashboard, probes and
+# stray paths are not requests of an app (and would let a scanner fill the log).
+API_PREFIX = "/v1/"
 
 
 def _body(conn: HTTPConnection, ctx: RequestContext | None) -> dict[str, Any] | None:
@@ -66,7 +71,7 @@ def refused_record(conn: HTTPConnection, exc: ProxyError) -> dict[str, Any]:
 def log_refused(conn: HTTPConnection, exc: ProxyError) -> None:
     """Logs the refusal unless the request's service already logged its row."""
     ctx: RequestContext | None = getattr(conn.state, "ctx", None)
-    if ctx is not None and ctx.logged:
+    if (ctx is not None and ctx.logged) or not conn.url.path.startswith(API_PREFIX):
         return
     state = conn.app.state
     sink = getattr(state, "sink", None)

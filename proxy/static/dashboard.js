@@ -171,6 +171,48 @@
     }
   }
 
+  function accText(a) {
+    if (!a || a.accuracy == null) return "–";
+    return a.accuracy.toFixed(3) + " [" + a.low.toFixed(2) + ", " + a.high.toFixed(2) + "] (n=" + a.n + ")";
+  }
+
+  function drawGold(fb) {
+    $("gold-summary").textContent = fb && (fb.gold_rows || fb.rated_bad)
+      ? "users' feedback: " + fb.gold_rows + " gold rows, " + fb.rated_bad + " rated bad · accuracy on gold rows: student "
+        + accText(fb.student_gold_accuracy) + ", teacher " + accText(fb.teacher_gold_accuracy)
+      : "no feedback yet (POST /v1/feedback)";
+  }
+
+  function scoreText(v, n) { return v == null ? "–" : v.toFixed(3) + " (n=" + n + ")"; }
+
+  // Not part of load()'s readiness: a slow or failing breakdown must not hide the rest.
+  async function loadWeak(since) {
+    const body = $("weak-body");
+    try {
+      const res = await fetch("/admin/breakdown?by=label&since=" + encodeURIComponent(since), { credentials: "same-origin" });
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      const b = await res.json();
+      body.textContent = "";
+      for (const g of b.groups.slice(0, 15)) {
+        const tr = document.createElement("tr");
+        cell(tr, g.name); cell(tr, g.requests); cell(tr, pct(g.student_share));
+        cell(tr, scoreText(g.agreement, g.agreement_n)); cell(tr, scoreText(g.gold_accuracy, g.gold_n));
+        cell(tr, scoreText(g.teacher_gold_accuracy, g.teacher_gold_n));
+        body.appendChild(tr);
+      }
+      if (!b.groups.length) {
+        const tr = document.createElement("tr"); cell(tr, "no traffic yet"); tr.firstChild.colSpan = 6;
+        body.appendChild(tr);
+      }
+      const never = b.never_served || [];
+      $("never-served").textContent = never.length
+        ? "never served by the student: " + never.slice(0, 20).join(", ") + (never.length > 20 ? ", …" : "") : "";
+    } catch (err) {
+      body.textContent = "";
+      $("never-served").textContent = "Could not load the breakdown: " + err.message;
+    }
+  }
+
   function drawKpis(d) {
     const s = d.summary;
     $("k-requests").textContent = s.requests;
@@ -203,6 +245,7 @@
       drawCost(d.timeseries, d.teacher_configured !== false); drawFallback(d.timeseries, d.versions);
       drawAgreement(d.agreement, d.versions); drawLatency(d.latency);
       drawConfidence(d.confidence, d.threshold); drawRuns(d.runs, d.versions);
+      drawGold(d.feedback); loadWeak(since);
       $("load-error").hidden = true;
       state.status = "ready";
     } catch (err) {

@@ -20,7 +20,7 @@ import httpx
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from proxy.errors import ServiceUnavailable, UpstreamError
+from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
 from proxy.observability.hooks import RequestObserver
 from proxy.serving import records
 from proxy.serving.records import RequestContext
@@ -134,7 +134,16 @@ class PassthroughService:
 
     async def relay(self, ctx: RequestContext, call: RelayCall) -> Response:
         record = self.record(ctx, call)
-        return await self.forward(ctx, call, record, finish=lambda s: self.finish(record, ctx, s))
+        try:
+            response = await self.forward(
+                ctx, call, record, finish=lambda s: self.finish(record, ctx, s)
+            )
+        except ProxyError as exc:
+            record.update(error=record.get("error") or exc.message, error_code=exc.code)
+            self.finish(record, ctx, exc.status_code)
+            raise
+        response.headers["x-distill-route"] = "passthrough"
+        return response
 
     def finish(self, record: dict[str, Any], ctx: RequestContext, status: int) -> None:
         records.finish(record, ctx, time.perf_counter(), status)

@@ -62,11 +62,15 @@ class FakeTeacher(FakeUpstream):
     responses_text: str = "The teacher answers via Responses."
     raw: list[httpx.Request] = field(default_factory=list)
     bodies: dict[str, bytes] = field(default_factory=dict)
+    unreachable: bool = False
+    """Every endpoint but chat fails to connect."""
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v1")
         if path in ("/chat/completions", "/models"):
             return await super().handle(request)
+        if self.unreachable:
+            raise httpx.ConnectError("connection refused")
         content = await request.aread()
         self.raw.append(request)
         self.bodies[path] = content

@@ -277,3 +277,26 @@ def test_client_ids_are_kept_and_retries_are_attempts(dropin: Any) -> None:
             client.chat.completions.create(
                 model="m", messages=MESSAGES, extra_headers={"x-request-id": "x" * 201}
             )
+
+
+def test_teacher_errors_reach_the_client_as_sdk_exceptions(dropin: Any) -> None:
+    with dropin() as h:
+        client = h.client()
+        with pytest.raises(openai.NotFoundError) as info:
+            client.batches.retrieve("batch_missing")
+        assert info.value.code == "nope"  # the teacher's own envelope
+        assert info.value.response.headers["x-distill-route"] == "passthrough"
+        row = only_row(h, "/v1/batches/batch_missing")
+        assert (row["route"], row["status_code"], row["error_code"]) == ("passthrough", 404, "nope")
+        assert row["error"].startswith("teacher: no /batches/batch_missing")
+
+
+def test_unreachable_teacher_is_a_502_row(dropin: Any) -> None:
+    with dropin() as h:
+        h.teacher.unreachable = True
+        with pytest.raises(openai.APIStatusError) as info:
+            h.client().embeddings.create(model="e", input="x")
+        assert info.value.status_code == 502
+        row = only_row(h, "/v1/embeddings")
+        assert (row["route"], row["status_code"]) == ("passthrough", 502)
+        assert row["error_code"] == "upstream_unavailable"

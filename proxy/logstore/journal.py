@@ -32,6 +32,7 @@ import orjson
 log = logging.getLogger(__name__)
 
 _PREFIX = "journal-"
+DURABLE_PREFIX = "durable-"  # DISTILL_LOG_DURABLE: rows not yet in the database
 _SUFFIX = ".jsonl"
 REJECTED_NAME = "rejected.jsonl"
 
@@ -43,8 +44,15 @@ def _encode(record: Mapping[str, Any]) -> bytes:
 class SpillJournal:
     """Thread-safe, size-bounded JSONL journal with file rotation."""
 
-    def __init__(self, directory: Path, max_bytes: int, rotate_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        rotate_bytes: int | None = None,
+        prefix: str = _PREFIX,
+    ) -> None:
         self.directory = Path(directory)
+        self.prefix = prefix
         self.max_bytes = max_bytes
         self.rotate_bytes = rotate_bytes or max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 8))
         self._lock = threading.Lock()
@@ -65,11 +73,11 @@ class SpillJournal:
         return self._size > 0
 
     def _files(self) -> list[Path]:
-        return sorted(self.directory.glob(f"{_PREFIX}*{_SUFFIX}"))
+        return sorted(self.directory.glob(f"{self.prefix}*{_SUFFIX}"))
 
     def _open_new(self) -> IO[bytes]:
         self._seq += 1
-        name = f"{_PREFIX}{os.getpid()}-{time.time_ns():020d}-{self._seq:06d}{_SUFFIX}"
+        name = f"{self.prefix}{os.getpid()}-{time.time_ns():020d}-{self._seq:06d}{_SUFFIX}"
         self._current_path = self.directory / name
         self._current = self._current_path.open("ab")
         fcntl.flock(self._current, fcntl.LOCK_EX)  # a new file: nobody else holds it
@@ -180,8 +188,45 @@ class SpillJournal:
                 handle.writelines(kept)
             return len(kept)
 
+    def seal(self) -> Path | None:
+        """Closes the file being appended to (the next append opens a new one); returns it."""
+        with self._lock:
+            path = self._current_path if self._current_bytes > 0 else None
+            self._seal_locked()
+            return path
+
+    def discard(self, path: Path) -> None:
+        """Deletes a sealed file whose rows are safe elsewhere (in the database)."""
+        with self._lock:
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                return
+            self._size = max(0, self._size - size)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._seal_locked()
             self._release_claim()
+
+
+def adopt_orphans(directory: Path, prefix: str = DURABLE_PREFIX) -> int:
+    """Renames `prefix` files no live process holds into spill files, so the normal replay
+    takes them (the rows a killed process had journaled before writing); returns how many."""
+    adopted = 0
+    for path in sorted(Path(directory).glob(f"{prefix}*{_SUFFIX}")):
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its process is alive
+                continue
+            target = path.with_name(_PREFIX + path.name.removeprefix(prefix))
+            path.rename(target)
+            adopted += 1
+    return adopted

@@ -12,6 +12,10 @@ are replayed once DuckDB accepts writes again, also after a restart. Only when
 the journal is full too are rows dropped; `stats.dropped` counts them and an
 error is logged. After a SIGKILL at most the rows of the last flush interval are
 lost (the journal is flushed to the OS on every append; DuckDB replays its WAL).
+With ``durable=True`` (``DISTILL_LOG_DURABLE``) none are: `submit` also appends the row
+to a ``durable-*`` journal file, which is deleted once its rows are in the database
+(or spilled); a restart (or another worker on the same directory) replays what a
+killed process left (duplicates are ignored by id).
 
 Other code never opens a second write connection: `execute` runs a statement on
 the writer thread and returns a Future; `read`/`cursor` give in-process cursors on
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from proxy.logstore.backend import DuckDBBackend, LogBackend, is_postgres_url
-from proxy.logstore.journal import SpillJournal
+from proxy.logstore.journal import DURABLE_PREFIX, SpillJournal, adopt_orphans
 from proxy.logstore.rows import COLUMN_SET, InsertBatch, insert_batch, unknown_keys
 from proxy.logstore.sink import (
     FAILURES,
@@ -99,14 +103,24 @@ class LogWriter:
         connect: Connect = connect_db,
         insert: InsertBatch = insert_batch,
         backend: LogBackend | None = None,
+        durable: bool = False,
     ) -> None:
         self.backend = backend or _backend_for(db_path, connect, insert)
         self.db_path = Path(db_path) if isinstance(self.backend, DuckDBBackend) else None
         self._queue_size = queue_size
         self._flush_interval = flush_interval
         self._batch_size = batch_size
-        journal = SpillJournal(Path(spill_dir), spill_max_bytes)
+        self._spill_dir = Path(spill_dir)
+        journal = SpillJournal(self._spill_dir, spill_max_bytes)
         self._sink = BatchSink(self.backend, journal, batch_size)
+        self._durable = (
+            SpillJournal(self._spill_dir, spill_max_bytes, prefix=DURABLE_PREFIX)
+            if durable
+            else None
+        )
+        # Durable mode: a row's journal append and its queueing are one step, so each
+        # drain knows which journal file holds exactly the rows it takes.
+        self._durable_lock = threading.Lock()
         self._queue: collections.deque[Record] = collections.deque()
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -126,6 +140,7 @@ class LogWriter:
             flush_interval=settings.log_flush_interval,
             batch_size=settings.log_batch_size,
             spill_max_bytes=settings.spill_max_bytes,
+            durable=settings.log_durable,
             **kwargs,
         )
 
@@ -134,6 +149,8 @@ class LogWriter:
         """Opens (and migrates) the database, then starts the writer thread."""
         if self._thread is not None:
             raise RuntimeError("LogWriter already started")
+        if adopt_orphans(self._spill_dir):  # before the journal counts its files
+            self._sink.journal = SpillJournal(self._spill_dir, self._sink.journal.max_bytes)
         self._sink.open()
         self._thread = threading.Thread(target=self._run, name="distill-log-writer", daemon=True)
         self._thread.start()
@@ -165,6 +182,11 @@ class LogWriter:
         if leftovers:
             self._sink.spill(leftovers)
         self._sink.journal.close()
+        if self._durable is not None:
+            sealed = self._durable.seal()
+            if sealed is not None:
+                self._durable.discard(sealed)  # its rows are written or spilled by now
+            self._durable.close()
         return True
 
     # --- request path ------------------------------------------------------------------
@@ -179,7 +201,12 @@ class LogWriter:
         if self._closing or len(self._queue) >= self._queue_size:
             self._overflow(record)
             return
-        self._queue.append(record)
+        if self._durable is not None:
+            with self._durable_lock:
+                self._durable.append([record])
+                self._queue.append(record)
+        else:
+            self._queue.append(record)
         if len(self._queue) >= self._batch_size:
             self._wake.set()
 
@@ -284,7 +311,17 @@ class LogWriter:
 
     def _drain(self) -> None:
         # Only what is queued now: a sustained flood must not starve commands and replay.
-        remaining = len(self._queue)
+        if self._durable is None:
+            self._write_queued(len(self._queue))
+            return
+        with self._durable_lock:
+            sealed = self._durable.seal()
+            remaining = len(self._queue)
+        self._write_queued(remaining)
+        if sealed is not None:
+            self._durable.discard(sealed)  # written, or spilled to the spill journal
+
+    def _write_queued(self, remaining: int) -> None:
         while remaining > 0:
             n = min(self._batch_size, remaining)
             batch = [self._queue.popleft() for _ in range(n)]

@@ -15,9 +15,14 @@ from proxy.logstore.writer import LogWriter
 BURST = 50
 
 
-def main(db: str, spill: str, interval: float) -> None:
+def main(db: str, spill: str, interval: float, durable: bool = False) -> None:
     writer = LogWriter(
-        db, spill, flush_interval=interval, batch_size=1_000_000, queue_size=1_000_000
+        db,
+        spill,
+        flush_interval=interval,
+        batch_size=1_000_000,
+        queue_size=1_000_000,
+        durable=durable,
     ).start()
     print("ready", flush=True)
     submitted = 0
@@ -40,4 +45,4 @@ def main(db: str, spill: str, interval: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:] == ["durable"])

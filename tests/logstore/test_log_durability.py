@@ -26,9 +26,10 @@ RUN_SECONDS = 2.0
 SLACK = 0.6
 
 
-def _run_and_kill(db: Path, spill: Path) -> tuple[float, list[tuple[int, float]]]:
+def _run_and_kill(db: Path, spill: Path, *extra: str) -> tuple[float, list[tuple[int, float]]]:
+    argv = ["-m", "tests.logstore.kill_child", str(db), str(spill), str(INTERVAL), *extra]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.logstore.kill_child", str(db), str(spill), str(INTERVAL)],
+        [sys.executable, *argv],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -81,3 +82,16 @@ def test_sigkill_mid_write_reopens_with_bounded_loss(tmp_path: Path) -> None:
         writer.flush()
         count = writer.read(lambda cur: cur.execute("SELECT count(*) FROM requests").fetchall())
     assert count == [(written + 1,)]
+
+
+@pytest.mark.chaos
+def test_sigkill_with_durable_log_loses_no_submitted_row(tmp_path: Path) -> None:
+    db, spill = tmp_path / "log.duckdb", tmp_path / "spill"
+    _, bursts = _run_and_kill(db, spill, "durable")
+    submitted = bursts[-1][0]  # rows the child had handed to submit() and reported
+    with LogWriter(db, spill, durable=True) as writer:  # the restart replays the journal
+        writer.flush()
+        ids = writer.read(lambda c: [r[0] for r in c.execute("SELECT id FROM requests").fetchall()])
+    assert len(ids) == len(set(ids)), "a replayed row was inserted twice"
+    assert set(ids) >= {f"k{i:08d}" for i in range(submitted)}
+    assert not list(spill.glob("durable-*")), "the journal of the killed process was adopted"

@@ -243,3 +243,22 @@ def test_one_keys_rate_limit_holds_across_both_replicas(replicas: tuple[Serve, s
     statuses = sorted(o.status or 0 for o in outcomes)
     assert statuses.count(200) == 10, statuses
     assert statuses.count(429) == 20
+
+
+def test_sigkilled_durable_replica_loses_no_acknowledged_row(replicas: tuple[Serve, str]) -> None:
+    serve, url = replicas
+    durable = {"DISTILL_LOG_DURABLE": "true", "DISTILL_LOG_FLUSH_INTERVAL": "5"}
+    server = serve("k", **durable)
+
+    async def scenario() -> list[Outcome]:
+        load = asyncio.ensure_future(_traffic([server], "durable", 150))
+        await asyncio.sleep(2.5)
+        signal_proxy(server, signal.SIGKILL)  # rows of the last 5 s are not in the database
+        return await load
+
+    outcomes = asyncio.run(scenario())
+    acked = {o.request_id for o in outcomes if o.status == 200 and o.complete}
+    assert acked, "nothing was acknowledged before the kill"
+    serve("k", **durable)  # the restart (same data directory) replays its journal
+    rows = wait_rows(url, "durable", acked, timeout=20)
+    assert acked <= set(rows) and set(rows.values()) == {1}

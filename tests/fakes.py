@@ -182,7 +182,10 @@ class FakeUpstream:
             return json_response(
                 200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
             )
-        body = orjson.loads(request.content)
+        try:
+            body = orjson.loads(request.content)
+        except orjson.JSONDecodeError:  # a relayed non-chat call (DELETE, upload, ...)
+            return error_response(404, f"fake upstream: no {request.method} {request.url.path}")
         self.requests.append(body)
         self.headers_seen.append(dict(request.headers))
         if self.script:

@@ -31,7 +31,8 @@ def _endpoint_name(request: Request, name: str, rest: str) -> str:
     if any(s in ("", ".", "..") for s in segments) or name not in PASSTHROUGH_ENDPOINTS:
         raise NotFound(f"Invalid URL ({request.method} {path})", code="unknown_url")
     own = SERVED_HERE.get(name)
-    if own is not None and rest == own:
+    # GET /v1/models/{id} is answered here; deleting a fine-tuned model is the teacher's.
+    if (own is not None and rest == own) or (name == "models" and request.method != "DELETE"):
         raise MethodNotAllowed(f"{request.method} is not allowed on {path}")
     if name == "chat" and not rest.startswith("completions/"):
         raise NotFound(f"Invalid URL ({request.method} {path})", code="unknown_url")

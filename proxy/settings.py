@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     vllm_max_loras: int = Field(
         2, ge=1, description="LoRA adapters vLLM keeps loaded at once (--max-loras)."
     )
+    vllm_dtype: str | None = Field(
+        None,
+        description="--dtype of the embedded vLLM. Unset: bfloat16 on a GPU or a CPU with native "
+        "bf16 (AVX512-BF16/AMX), float32 on other CPUs (emulated bf16 ran at half the speed).",
+    )
     vllm_extra_args: str = Field(
         "", description="Extra arguments appended to the vLLM command line (shell-quoted)."
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from proxy.settings import Settings
+from trainer.hardware import cpu_has_native_bf16
 
 Device = Literal["cpu", "cuda"]
 
@@ -69,12 +70,20 @@ def build_command(
         "--enable-lora",
         "--max-lora-rank", str(settings.vllm_max_lora_rank),
         "--max-loras", str(settings.vllm_max_loras),
-        "--dtype", "bfloat16",
+        "--dtype", vllm_dtype(settings, detect_device()),
         "--max-model-len", str(settings.vllm_max_model_len),
         # The proxy logs every request itself; vLLM's access lines would only grow the log file.
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
     return cmd + shlex.split(settings.vllm_extra_args)
+
+
+def vllm_dtype(settings: Settings, device: Device) -> str:
+    """The configured dtype, else bf16 where the hardware has it and fp32 where bf16 would be
+    emulated (CPUs without AVX512-BF16/AMX, where fp32 answered twice as fast)."""
+    if settings.vllm_dtype:
+        return settings.vllm_dtype
+    return "bfloat16" if device == "cuda" or cpu_has_native_bf16() else "float32"
 
 
 def child_env_overrides(settings: Settings, device: Device) -> dict[str, str]:

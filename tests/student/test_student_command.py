@@ -18,7 +18,9 @@ def _flag(cmd: list[str], name: str) -> str:
 
 
 def test_command_uses_python_module_and_settings() -> None:
-    s = Settings(vllm_max_lora_rank=32, vllm_max_loras=3, vllm_max_model_len=4096)
+    s = Settings(
+        vllm_max_lora_rank=32, vllm_max_loras=3, vllm_max_model_len=4096, vllm_dtype="bfloat16"
+    )
     cmd = build_command(s, model="/m/dir", served_name="stu", port=12345, python="/venv/python")
     assert cmd[:3] == ["/venv/python", "-m", "vllm.entrypoints.openai.api_server"]
     assert _flag(cmd, "--model") == "/m/dir"
@@ -28,6 +30,17 @@ def test_command_uses_python_module_and_settings() -> None:
     assert (_flag(cmd, "--max-lora-rank"), _flag(cmd, "--max-loras")) == ("32", "3")
     assert (_flag(cmd, "--dtype"), _flag(cmd, "--max-model-len")) == ("bfloat16", "4096")
     assert "--disable-uvicorn-access-log" in cmd
+
+
+def test_dtype_follows_the_hardware_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    import proxy.student.command as command
+
+    monkeypatch.setattr(command, "cpu_has_native_bf16", lambda: False)
+    assert command.vllm_dtype(Settings(), "cpu") == "float32"  # emulated bf16 is slower
+    assert command.vllm_dtype(Settings(), "cuda") == "bfloat16"
+    monkeypatch.setattr(command, "cpu_has_native_bf16", lambda: True)
+    assert command.vllm_dtype(Settings(), "cpu") == "bfloat16"
+    assert command.vllm_dtype(Settings(vllm_dtype="float16"), "cpu") == "float16"
 
 
 def test_extra_args_are_shell_split_and_appended() -> None:

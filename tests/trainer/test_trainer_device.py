@@ -8,7 +8,7 @@ import pytest
 
 from proxy.settings import Settings
 from trainer.config import TrainConfig
-from trainer.sft import cpu_has_native_bf16
+from trainer.hardware import cpu_has_native_bf16
 
 
 @pytest.mark.parametrize(

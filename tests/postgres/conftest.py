@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pgcluster import PgCluster, running_cluster, skip_reason
+from bench.common.pgcluster import PgCluster, running_cluster, skip_reason
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from bench.banking77.stack import Server
+from bench.common.pgcluster import PgCluster, running_cluster
 from bench.soak.load import Outcome, send
 from bench.soak.stack import ProxyConfig, signal_proxy, start_distill, start_fake, stop_all
-from tests.pgcluster import PgCluster, running_cluster
 
 pytestmark = pytest.mark.postgres
 

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for tests: `initdb` + `pg_ctl` on a free loopback port.
+"""A throwaway PostgreSQL cluster (the tests, bench/overhead): `initdb` + `pg_ctl` on a free
+loopback port.
 
 The server binaries come from Debian's `postgresql` package (``/usr/lib/postgresql/*/bin``),
 ``pg_config --bindir`` or PATH. PostgreSQL refuses to run as root, so as root the cluster

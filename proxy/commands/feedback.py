@@ -2,8 +2,8 @@
 `distill feedback import FILE.jsonl` (objects of ``POST /v1/feedback``, one a line).
 
 A running server owns the DuckDB file, so both go through its ``POST /v1/feedback`` with
-the admin key; when no server runs they write the file directly (same validation, same
-redaction, same table).
+the admin key; when no server runs they write the log directly, the DuckDB file or the
+PostgreSQL database (same validation, same redaction, same table).
 """
 
 from __future__ import annotations
@@ -81,17 +81,17 @@ def _via_file(settings: Settings, items: Sequence[FeedbackRequest], source: str)
 
     from proxy.feedback import store
     from proxy.feedback.service import guarded, text_guards
-    from proxy.logstore.schema import migrate
+    from proxy.logstore.backend import is_postgres_url
+    from proxy.logstore.snapshot import open_writable
 
-    if not Path(settings.db).exists():
+    if not is_postgres_url(settings.db) and not Path(settings.db).exists():
         raise FileNotFoundError(f"no request log at {settings.db}")
     guards = text_guards(settings)
     try:
-        conn = duckdb.connect(str(settings.db))
+        conn = open_writable(settings.db)
     except duckdb.IOException as exc:
         raise AdminError(f"{settings.db} is locked by another process: {exc}") from None
     with conn:
-        migrate(conn)
         known = store.known_requests(conn, sorted({i.request_id for i in items}))
         batch = [
             store.new_feedback(
@@ -106,7 +106,9 @@ def _via_file(settings: Settings, items: Sequence[FeedbackRequest], source: str)
         ]
         store.insert_many(conn, store.stamped_in_order(batch))
     unknown = [i.request_id for i in items if i.request_id not in known]
-    return Outcome(stored=len(batch), unknown=unknown, origin=f"file {settings.db}")
+    # A PostgreSQL URL may hold a password: not echoed.
+    origin = "the PostgreSQL log" if is_postgres_url(settings.db) else f"file {settings.db}"
+    return Outcome(stored=len(batch), unknown=unknown, origin=origin)
 
 
 def send(settings: Settings, items: Sequence[FeedbackRequest], source: str) -> Outcome:

@@ -76,3 +76,35 @@ def test_feedback_on_postgres(make_proxy: Callable[..., Any], pg_url: str, tmp_p
     assert table["never_served"] == ["exchange_rate"]
     assert overview["gold_rows"] == 2
     assert [list(r) for r in kept] == [["bad", None], ["good", None], [None, None]]
+
+
+def test_feedback_import_without_a_server(
+    make_proxy: Callable[..., Any],
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from proxy.cli import main
+    from proxy.logstore.postgres import open_reader
+    from tests.server_thread import free_port
+
+    with make_proxy(db=pg_url, api_keys="key-a", admin_key=ADMIN) as h:
+        request_id = _ask(h, 1, "card_arrival")
+    lines = tmp_path / "fb.jsonl"
+    lines.write_text(
+        f'{{"request_id": "{request_id}", "rating": "bad"}}\n'
+        f'{{"request_id": "{request_id}", "correction": "lost_card"}}\n'
+    )
+    monkeypatch.delenv("DISTILL_CONFIG", raising=False)
+    monkeypatch.setenv("DISTILL_SERVER_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DISTILL_DB", pg_url)
+    monkeypatch.setenv("DISTILL_ADMIN_KEY", ADMIN)
+    assert main(["feedback", "import", str(lines)]) == 0
+    out = capsys.readouterr().out
+    assert "stored 2 feedback(s) in the PostgreSQL log" in out and pg_url not in out
+    with open_reader(pg_url) as cur:
+        rows = cur.execute(
+            "SELECT rating, correction, source FROM feedback ORDER BY created_at"
+        ).fetchall()
+    assert [tuple(r) for r in rows] == [("bad", None, "import"), (None, "lost_card", "import")]

@@ -1,6 +1,7 @@
 """Proxy overhead: the same load direct, through distill-proxy and through LiteLLM.
 
     python -m bench.overhead.run [--duration 5] [--concurrency 1,16,64] [--repeats 2]
+        [--variants pg:1,pg:2,duckdb:1:durable,pg:2:durable]
 
 A fast fake upstream on loopback answers every request; the three targets are
 measured in interleaved runs (rotating order per repeat) at each concurrency, for
@@ -17,6 +18,7 @@ import secrets
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,14 @@ from bench.overhead.targets import (
     start_fake_upstream,
     start_litellm,
     start_proxy,
+)
+from bench.overhead.variants import (
+    Variant,
+    cluster_for,
+    compare_variants,
+    parse_variants,
+    variant_env,
+    variants_table,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -54,16 +64,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="nonstream,stream")
     p.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM comparison")
     p.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
+    p.add_argument(
+        "--variants",
+        default="",
+        help="more proxies: ENGINE:WORKERS[:durable],... (e.g. pg:1,pg:2,duckdb:1:durable)",
+    )
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     return p.parse_args(argv)
 
 
-def start_targets(work: Path, with_litellm: bool, notes: list[str]) -> list[Target]:
+def start_targets(
+    work: Path,
+    with_litellm: bool,
+    notes: list[str],
+    variants: list[Variant],
+    stack: ExitStack,
+) -> list[Target]:
     direct = start_fake_upstream(work / "logs")
     upstream_v1 = direct.chat_url.rsplit("/chat/completions", 1)[0]
     targets = [direct]
     try:
-        targets.append(start_proxy(upstream_v1, work, secrets.token_urlsafe(16)))
+        admin = secrets.token_urlsafe(16)
+        targets.append(start_proxy(upstream_v1, work, admin))
+        cluster = cluster_for(variants, stack)
+        for variant in variants:
+            env = variant_env(variant, cluster)
+            targets.append(start_proxy(upstream_v1, work, admin, variant.name, env))
         if with_litellm:
             try:
                 targets.append(start_litellm(upstream_v1, work))
@@ -121,21 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     work = HERE / "work" / time.strftime("%Y%m%d-%H%M%S")
     notes: list[str] = []
     started = time.time()
-    targets = start_targets(work, not args.no_litellm, notes)
-    try:
-        for mode in modes:
-            route = check_student_route(targets[1], body(mode))
-            if route != "student":
-                notes.append(f"proxy route for {mode} was {route!r}, not 'student'")
-        runs = measure(targets, args, modes, levels)
-    except (LoadError, ProcessFailed) as exc:
-        say(f"overhead benchmark failed: {exc}")
-        return 1
-    finally:
-        stop_all(targets)
+    variants = parse_variants(args.variants)
+    with ExitStack() as stack:
+        targets = start_targets(work, not args.no_litellm, notes, variants, stack)
+        try:
+            for mode in modes:
+                route = check_student_route(targets[1], body(mode))
+                if route != "student":
+                    notes.append(f"proxy route for {mode} was {route!r}, not 'student'")
+            runs = measure(targets, args, modes, levels)
+        except (LoadError, ProcessFailed) as exc:
+            say(f"overhead benchmark failed: {exc}")
+            return 1
+        finally:
+            stop_all(targets)
     cells = medians(runs)
     rows = compare(cells)
     print(table(cells, rows))
+    variant_rows = compare_variants(cells, [v.name for v in variants])
+    if variant_rows:
+        print()
+        print(variants_table(variant_rows))
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_info(),
@@ -145,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "modes": modes,
             "tool": runs[0]["tool"] if runs else None,
+            "variants": [v.name for v in variants],
         },
         "minutes": (time.time() - started) / 60,
         "cells": [
@@ -152,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             for (m, c, t), v in sorted(cells.items())
         ],
         "comparison": rows,
+        "variants": variant_rows,
         "runs": runs,
         "notes": notes,
     }

@@ -66,16 +66,24 @@ def proxy_env(upstream_v1: str, work: Path, admin_key: str, key: str) -> dict[st
     }
 
 
-def start_proxy(upstream_v1: str, work: Path, admin_key: str) -> Target:
+def start_proxy(
+    upstream_v1: str,
+    work: Path,
+    admin_key: str,
+    name: str = "distill",
+    extra_env: dict[str, str] | None = None,
+) -> Target:
+    """This proxy; `extra_env` for a variant (DISTILL_DB=postgresql://..., DISTILL_WORKERS)."""
     from bench.banking77.stack import distill_command
 
     port, key = free_port(), client_key()
     argv = [*distill_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    env = child_env(proxy_env(upstream_v1, work, admin_key, key))
-    child = start("distill-proxy", argv, work / "logs" / "distill_proxy.log", env=env)
+    own = work / name
+    env = child_env({**proxy_env(upstream_v1, own, admin_key, key), **(extra_env or {})})
+    child = start(name, argv, work / "logs" / f"{name}.log", env=env)
     root = f"http://127.0.0.1:{port}"
     wait_http(f"{root}/readyz", child, 120)
-    return Target("distill", f"{root}/v1/chat/completions", child, key)
+    return Target(name, f"{root}/v1/chat/completions", child, key)
 
 
 def check_student_route(target: Target, body: bytes) -> str | None:

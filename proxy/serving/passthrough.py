@@ -26,6 +26,7 @@ from proxy.serving import records
 from proxy.serving.records import RequestContext
 from proxy.serving.sse import SSEParser
 from proxy.settings import Settings
+from proxy.upstream.client import RETRYABLE_STATUS, decode_json, status_error
 from proxy.upstream.teacher import TeacherClient
 
 RecordSink = Callable[[dict[str, Any]], None]
@@ -158,26 +159,20 @@ class PassthroughService:
         record: dict[str, Any],
         finish: Callable[[int], None],
         on_payload: PayloadHook | None = None,
+        retry: bool = False,
     ) -> Response:
         """Sends the call to the teacher and relays its answer; `finish(status)` runs once
         the answer is complete (or the client left). `on_payload` sees the JSON answer,
-        or every JSON event of a stream."""
+        or every JSON event of a stream. With `retry` (a JSON body the proxy built, so
+        safe to send again) a 429/5xx is retried like a chat call, until the first byte."""
         if self.teacher is None:
             raise ServiceUnavailable(
                 f"{ctx.endpoint} is relayed to the teacher, and no teacher is configured",
                 code="no_upstream",
             )
         started = time.perf_counter()
-        opened = self.teacher.upstream.open_raw(
-            call.method,
-            call.path,
-            params=call.params,
-            headers=call.headers,
-            content=call.content,
-            timeout=self.settings.teacher_timeout,
-        )
         try:
-            response = await opened.__aenter__()
+            opened, response = await self._open(self.teacher, call, record, retry)
         except UpstreamError as exc:
             record.update(error=f"teacher: {exc.message}", error_code=exc.code)
             self._observer.on_upstream_error("teacher", type(exc).__name__)
@@ -196,6 +191,38 @@ class PassthroughService:
         relay.note_json(content, response.status_code)
         finish(response.status_code)
         return Response(content, status_code=response.status_code, headers=client_headers(response))
+
+    async def _open(
+        self, teacher: TeacherClient, call: RelayCall, record: dict[str, Any], retry: bool
+    ) -> tuple[Any, httpx.Response]:
+        async def attempt(timeout: float) -> tuple[Any, httpx.Response]:
+            opened = teacher.upstream.open_raw(
+                call.method,
+                call.path,
+                params=call.params,
+                headers=call.headers,
+                content=call.content,
+                timeout=timeout,
+            )
+            response = await opened.__aenter__()
+            if retry and response.status_code in RETRYABLE_STATUS:
+                content = await response.aread()
+                await opened.__aexit__(None, None, None)
+                raise status_error("teacher", response, _json_or_empty(content))
+            return opened, response
+
+        if not retry:
+            return await attempt(self.settings.teacher_timeout)
+        result, retries = await teacher.with_retries(attempt)
+        record["teacher_retries"] = retries
+        return result
+
+
+def _json_or_empty(content: bytes) -> dict[str, Any]:
+    try:
+        return decode_json(content) if content else {}
+    except UpstreamError:
+        return {}
 
 
 class _Relay:

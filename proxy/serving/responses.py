@@ -161,7 +161,7 @@ class ResponsesService:
 
         try:
             response = await self.passthrough.forward(
-                ctx, call, record, finish, on_payload=_teacher_hook(record)
+                ctx, call, record, finish, on_payload=_teacher_hook(record), retry=True
             )
         except UpstreamError as exc:
             if decision.answer is None:

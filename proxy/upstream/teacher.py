@@ -60,7 +60,7 @@ class TeacherClient:
             out["stream_options"] = options
         return out, added
 
-    async def _with_retries(self, attempt_fn: Callable[[float], Awaitable[T]]) -> tuple[T, int]:
+    async def with_retries(self, attempt_fn: Callable[[float], Awaitable[T]]) -> tuple[T, int]:
         started = time.monotonic()
         attempt = 0
         while True:
@@ -95,11 +95,11 @@ class TeacherClient:
 
     async def chat(self, body: dict[str, Any], added_logprobs: bool) -> CallResult:
         try:
-            result, retries = await self._with_retries(lambda t: self.upstream.chat(body, t))
+            result, retries = await self.with_retries(lambda t: self.upstream.chat(body, t))
         except UpstreamStatus as exc:
             if not self._refused_logprobs(exc, body, added_logprobs):
                 raise
-            result, retries = await self._with_retries(lambda t: self.upstream.chat(body, t))
+            result, retries = await self.with_retries(lambda t: self.upstream.chat(body, t))
         result.retries = retries
         return result
 
@@ -117,11 +117,11 @@ class TeacherClient:
             return response
 
         try:
-            response, retries = await self._with_retries(attempt)
+            response, retries = await self.with_retries(attempt)
         except UpstreamStatus as exc:
             if not self._refused_logprobs(exc, body, added_logprobs):
                 raise
-            response, retries = await self._with_retries(attempt)
+            response, retries = await self.with_retries(attempt)
         try:
             yield response, retries
         finally:

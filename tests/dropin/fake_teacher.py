@@ -64,6 +64,8 @@ class FakeTeacher(FakeUpstream):
     bodies: dict[str, bytes] = field(default_factory=dict)
     unreachable: bool = False
     """Every endpoint but chat fails to connect."""
+    responses_failures: list[int] = field(default_factory=list)
+    """Statuses /responses answers first (one per call), e.g. ``[503]``."""
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v1")
@@ -135,6 +137,9 @@ class FakeTeacher(FakeUpstream):
     def responses(self, request: httpx.Request, content: bytes) -> httpx.Response:
         body = orjson.loads(content) if content else {}
         self.requests.append(body)
+        if self.responses_failures:
+            status = self.responses_failures.pop(0)
+            return json_response(status, {"error": {"message": "overloaded", "code": None}})
         final = responses_object(self.responses_text, str(body.get("model")))
         if not body.get("stream"):
             return json_response(200, final)

@@ -300,3 +300,19 @@ def test_unreachable_teacher_is_a_502_row(dropin: Any) -> None:
         row = only_row(h, "/v1/embeddings")
         assert (row["route"], row["status_code"]) == ("passthrough", 502)
         assert row["error_code"] == "upstream_unavailable"
+
+
+def test_responses_teacher_is_retried_then_degrades_to_the_student(dropin: Any) -> None:
+    with dropin(student_logprob=-3.0, teacher_retries=1) as h:
+        h.teacher.responses_failures = [503]
+        retried = h.client().responses.create(model="gpt-4o-mini", input="Hard question")
+        assert retried.output_text == "The teacher answers via Responses."
+        h.teacher.responses_failures = [500, 500]
+        raw = h.client().responses.with_raw_response.create(model="gpt-4o-mini", input="Hard")
+        assert raw.parse().output_text == "Paris"  # the student's answer, marked
+        assert raw.headers["x-distill-degraded"] == "teacher-unavailable"
+        rows = h.rows("endpoint = '/v1/responses'")
+        assert [(r["route"], r["teacher_retries"], r["degraded"]) for r in rows] == [
+            ("teacher", 1, None),
+            ("student", 0, "teacher-unavailable"),
+        ]

@@ -136,6 +136,38 @@ def final_third(raw: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
+def learning_table(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per re-distillation: what it trained on, how long, and what the student then did
+    alone on validation (accuracy, and the share it could serve at 95 % precision)."""
+    reports = raw.get("run_reports") or {}
+    scorers = scorers_by_round(raw)
+    out = []
+    for seg in raw.get("segments", []):
+        run_id = (seg.get("run") or {}).get("id")
+        if not run_id:
+            continue
+        rep = reports.get(run_id, {})
+        block = scorers.get(f"round {seg['round']}") or {}
+        curves = block.get("scorers") or {}
+        best = max(curves, key=lambda n: curves[n].get("coverage_at_95") or 0, default=None)
+        probes = seg.get("latency_probes") or {}
+        out.append({
+            "round": seg["round"], "run": run_id, "status": seg["run"].get("status"),
+            "train_rows": rep.get("train_rows"), "calibration_rows": rep.get("calibration_rows"),
+            "epochs": rep.get("epochs"), "warm_started": rep.get("warm_started"),
+            "train_minutes": (rep.get("train_seconds") or 0) / 60 or None,
+            "run_minutes": (seg.get("training_seconds") or 0) / 60 or None,
+            "student_accuracy": _val_acc(seg.get("validation")),
+            "coverage_at_95": curves[best].get("coverage_at_95") if best else None,
+            "coverage_scorer": best,
+            "student_p50_ms_idle": (probes.get("idle") or {}).get("p50_ms"),
+            "student_p95_ms_idle": (probes.get("idle") or {}).get("p95_ms"),
+            "student_p50_ms_training": (probes.get("during_training") or {}).get("p50_ms"),
+            "student_p95_ms_training": (probes.get("during_training") or {}).get("p95_ms"),
+        })  # fmt: skip
+    return out
+
+
 def _baselines(raw: dict[str, Any]) -> dict[str, Any]:
     prices = _prices(raw)
     teacher = raw["teacher_baseline"]["records"]
@@ -251,6 +283,7 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "final_third": final_third(raw),
         "calibration_by_round": calibration_by_round(raw),
         "calibration_evidence": raw.get("calibration_evidence"),
+        "learning": learning_table(raw),
         "notes": raw.get("notes", []),
         "scorers": scorers_by_round(raw),
         "served_cascade": {

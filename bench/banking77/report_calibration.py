@@ -93,3 +93,27 @@ def evidence_check(
             }
         )
     return out
+
+
+def run_reports(run_dirs: list[Path]) -> dict[str, dict[str, Any]]:
+    """What each training run did (from its report.json): rows, epochs, seconds."""
+    out: dict[str, dict[str, Any]] = {}
+    for run_dir in run_dirs:
+        try:
+            report = json.loads((run_dir / "report.json").read_text())
+        except (OSError, ValueError):
+            continue
+        dataset, training = report.get("dataset") or {}, report.get("training") or {}
+        config = report.get("config") or {}
+        out[run_dir.name] = {
+            "train_rows": dataset.get("train_rows"),
+            "eval_rows": dataset.get("eval_rows"),
+            "calibration_rows": dataset.get("calibration_rows"),
+            "closed_set_labels": len(report.get("closed_set") or dataset.get("closed_set") or []),
+            "epochs": config.get("epochs"),
+            "warm_started": training.get("warm_started"),
+            "train_seconds": training.get("train_seconds"),
+            "seconds_per_100_rows": training.get("seconds_per_100_rows"),
+            "durations": report.get("durations"),
+        }
+    return out

@@ -221,6 +221,33 @@ def _calibration_lines(by_round: list[dict[str, Any]], evidence: list[dict[str, 
     return [*lines, ""]
 
 
+def _learning_lines(table: list[dict[str, Any]]) -> list[str]:
+    if not table:
+        return []
+    lines = [
+        "## What each re-distillation learned",
+        "",
+        "Rows trained on, epochs, minutes; then the student alone on validation: accuracy, the",
+        "share of its most confident answers still >= 95% right (an oracle threshold), and its",
+        "latency one request at a time, idle and beside the next training run.",
+        "",
+        "| round | run | train rows | calibration rows | epochs (warm) | train min | run min | "
+        "student acc. | coverage at 95% | student p50/p95 ms idle | beside training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        warm = " (warm)" if r.get("warm_started") else ""
+        lines.append(
+            f"| {r['round']} | {r['run']} ({r['status']}) | {r.get('train_rows', '-')} | "
+            f"{r.get('calibration_rows', '-')} | {r.get('epochs', '-')}{warm} | "
+            f"{_num(r.get('train_minutes'), 1)} | {_num(r.get('run_minutes'), 1)} | "
+            f"{pct(r.get('student_accuracy'))} | {pct(r.get('coverage_at_95'))} | "
+            f"{ms(r.get('student_p50_ms_idle'))} / {ms(r.get('student_p95_ms_idle'))} | "
+            f"{ms(r.get('student_p50_ms_training'))} / {ms(r.get('student_p95_ms_training'))} |"
+        )
+    return [*lines, ""]
+
+
 def _third_lines(third: dict[str, Any] | None, teacher_accuracy: float | None) -> list[str]:
     if not third:
         return []
@@ -269,6 +296,7 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]], plots: 
         *_calibration_lines(
             summary.get("calibration_by_round") or [], summary.get("calibration_evidence") or []
         ),
+        *_learning_lines(summary.get("learning") or []),
         "## Rounds",
         "",
         "Each round is the traffic served since the previous re-distillation, then the run it",

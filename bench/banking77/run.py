@@ -32,7 +32,7 @@ from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary, write_side_by_side
 from bench.banking77.feedback_arm import run_feedback_arm
 from bench.banking77.report import write_report
-from bench.banking77.report_calibration import evidence_check
+from bench.banking77.report_calibration import evidence_check, run_reports
 from bench.banking77.rounds import (
     LoopConfig,
     learning_phase,
@@ -205,9 +205,9 @@ class Bench:
             self.raw["proxy_stats"] = await admin.stats()
             self.raw["feedback"] = feedback_summary(self.raw, self.s.feedback_rate)
             runs_dir = self.s.work_dir / "learning" / "data" / "runs"
-            self.raw["calibration_evidence"] = evidence_check(
-                sorted(p for p in runs_dir.glob("*") if p.is_dir())
-            )
+            run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())
+            self.raw["calibration_evidence"] = evidence_check(run_dirs)
+            self.raw["run_reports"] = run_reports(run_dirs)
         finally:
             await driver.aclose()
             await admin.aclose()

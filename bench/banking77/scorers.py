@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 COVERAGES = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+PRECISION = 0.95
 
 
 def coverage_curve(items: Sequence[tuple[float, bool]]) -> dict[str, Any]:
@@ -29,11 +30,19 @@ def coverage_curve(items: Sequence[tuple[float, bool]]) -> dict[str, Any]:
     for cov in COVERAGES:
         k = max(1, round(cov * len(ranked)))
         at[f"{cov:.1f}"] = sum(ranked[:k]) / k
-    running, area = 0, 0.0
+    running, area, covered = 0, 0.0, 0
     for i, hit in enumerate(ranked, start=1):
         running += hit
         area += running / i
-    return {"n": len(ranked), "auc": area / len(ranked), "accuracy_at": at}
+        if running / i >= PRECISION:
+            covered = i
+    return {
+        "n": len(ranked),
+        "auc": area / len(ranked),
+        "accuracy_at": at,
+        # The largest most-confident share still >= 95 % right (an oracle threshold).
+        "coverage_at_95": covered / len(ranked),
+    }
 
 
 def compare_scorers(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -221,3 +221,21 @@ def test_calibration_rounds_and_evidence(tmp_path: Path) -> None:
     assert check["student_gold_accuracy"] == pytest.approx(2 / 3)
     assert check["teacher_gold_accuracy"] == pytest.approx(2 / 3)
     assert check["both_right"] == pytest.approx(1 / 3)
+
+
+def test_learning_table_joins_runs_reports_and_validation() -> None:
+    from bench.banking77.report import learning_table
+
+    raw = fake_raw()
+    raw["segments"][0]["run"] = {"id": "r1", "status": "promoted"}
+    raw["segments"][0]["latency_probes"] = {
+        "idle": {"p50_ms": 400.0, "p95_ms": 600.0},
+        "during_training": {"p50_ms": 900.0, "p95_ms": 2000.0},
+    }
+    raw["run_reports"] = {"r1": {"train_rows": 15, "calibration_rows": 3, "epochs": 2.0,
+                                 "warm_started": False, "train_seconds": 120.0}}  # fmt: skip
+    (row,) = learning_table(raw)
+    assert row["run"] == "r1" and row["train_rows"] == 15 and row["train_minutes"] == 2.0
+    assert row["run_minutes"] == pytest.approx(61.0 / 60)
+    assert row["student_accuracy"] == 0.5  # every other validation answer right
+    assert row["student_p50_ms_idle"] == 400.0 and row["student_p95_ms_training"] == 2000.0

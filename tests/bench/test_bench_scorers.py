@@ -104,3 +104,13 @@ def test_cascade_estimate_mixes_student_top_share_and_teacher() -> None:
     block = {"n": 1, "accuracy": 1.0, "scorers": {"min_prob": curve | {"auc": 0.8}}}
     lines = _scorer_lines({"round 1": block}, teacher_accuracy=0.9)
     assert any("student 20% -> 92.0%" in line for line in lines)
+
+
+def test_coverage_at_95_is_the_largest_share_still_95_percent_right() -> None:
+    from bench.banking77.scorers import coverage_curve
+
+    # 19 right at the top, then 1 wrong (19/20 = 95 %), then 10 wrong.
+    items = [(1.0 - i / 100, True) for i in range(19)] + [(0.5, False)]
+    items += [(0.1 - i / 1000, False) for i in range(10)]
+    assert coverage_curve(items)["coverage_at_95"] == 20 / 30
+    assert coverage_curve([(0.9, False), (0.8, True)])["coverage_at_95"] == 0.0

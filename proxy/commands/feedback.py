@@ -92,10 +92,10 @@ def _via_file(settings: Settings, items: Sequence[FeedbackRequest], source: str)
     except duckdb.IOException as exc:
         raise AdminError(f"{settings.db} is locked by another process: {exc}") from None
     with conn:
-        known = store.known_requests(conn, sorted({i.request_id for i in items}))
+        known = store.resolve_many(conn, sorted({i.request_id for i in items}))
         batch = [
             store.new_feedback(
-                i.request_id,
+                known[i.request_id][0],
                 i.rating,
                 guarded(guards, i.correction),
                 guarded(guards, i.note),

@@ -48,13 +48,13 @@ class FeedbackService:
     ) -> store.Feedback:
         """Stores one feedback; raises the proxy's errors (404, 503)."""
         key_hash, admin = caller.key_hash, caller.admin
-        found, owner = await self._owner(body.request_id)
-        if not found or (not admin and owner != key_hash):
+        found = await self._resolve(body.request_id)
+        if found is None or (not admin and found[1] != key_hash):
             raise NotFound(
                 f"No request {body.request_id!r} for this API key.", code="request_not_found"
             )
         feedback = store.new_feedback(
-            body.request_id,
+            found[0],
             body.rating,
             self._guard(body.correction),
             self._guard(body.note),
@@ -67,14 +67,15 @@ class FeedbackService:
             raise ServiceUnavailable(f"the log database is unavailable: {exc}") from None
         return feedback
 
-    async def _owner(self, request_id: str) -> tuple[bool, str | None]:
+    async def _resolve(self, request_id: str) -> tuple[str, str | None] | None:
+        """(the row the feedback is about, its key hash), None for an unknown id."""
         try:
-            found = await asyncio.to_thread(self._writer.read, _owner_of(request_id))
-            if not found[0]:
+            found = await asyncio.to_thread(self._writer.read, _resolver(request_id))
+            if found is None:
                 # Feedback can arrive right after the answer, before the batched writer
                 # wrote its row: flush once and look again.
                 await asyncio.to_thread(self._writer.flush)
-                found = await asyncio.to_thread(self._writer.read, _owner_of(request_id))
+                found = await asyncio.to_thread(self._writer.read, _resolver(request_id))
         except FAILURES as exc:
             raise ServiceUnavailable(f"the log database is unavailable: {exc}") from None
         return found
@@ -83,8 +84,8 @@ class FeedbackService:
         return guarded(self._guards, text)
 
 
-def _owner_of(request_id: str) -> Callable[[Any], tuple[bool, str | None]]:
-    return lambda cur: store.request_owner(cur, request_id)
+def _resolver(request_id: str) -> Callable[[Any], tuple[str, str | None] | None]:
+    return lambda cur: store.resolve(cur, request_id)
 
 
 def text_guards(settings: Settings) -> tuple[TextGuard, ...]:

@@ -108,20 +108,32 @@ def stamped_in_order(items: Sequence[Feedback]) -> list[Feedback]:
     return out
 
 
-def request_owner(conn: Cursor, request_id: str) -> tuple[bool, str | None]:
-    """(the request is logged, the key hash that made it)."""
-    rows = conn.execute(
-        "SELECT client_key_hash FROM requests WHERE id = ?", [request_id]
-    ).fetchall()
-    return (True, rows[0][0]) if rows else (False, None)
+# A client retrying with its own id gets one row per attempt (``<id>~<n>``, linked by
+# ``request_id``): feedback on that id is about the answer it saw last, the newest attempt.
+_RESOLVE = (
+    "SELECT id, client_key_hash, coalesce(request_id, id) FROM requests "
+    "WHERE id IN ({marks}) OR request_id IN ({marks}) "
+    "ORDER BY coalesce(attempt, 1)"
+)
 
 
-def known_requests(conn: Cursor, request_ids: Sequence[str]) -> set[str]:
+def resolve_many(conn: Cursor, request_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """Given id -> (the row the feedback is about, the key hash that made the request)."""
     if not request_ids:
-        return set()
-    marks = ", ".join("?" for _ in request_ids)
-    rows = conn.execute(f"SELECT id FROM requests WHERE id IN ({marks})", list(request_ids))
-    return {r[0] for r in rows.fetchall()}
+        return {}
+    ids = list(request_ids)
+    marks = ", ".join("?" for _ in ids)
+    rows = conn.execute(_RESOLVE.format(marks=marks), ids + ids).fetchall()
+    wanted = set(ids)
+    out: dict[str, tuple[str, str | None]] = {}
+    for row_id, key_hash, client_id in rows:  # oldest attempt first: the newest wins
+        for given in {row_id, client_id} & wanted:
+            out[given] = (row_id, key_hash)
+    return out
+
+
+def resolve(conn: Cursor, request_id: str) -> tuple[str, str | None] | None:
+    return resolve_many(conn, [request_id]).get(request_id)
 
 
 def _feedback(row: Sequence[Any]) -> Feedback:

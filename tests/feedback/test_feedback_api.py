@@ -140,3 +140,16 @@ def test_corrections_are_redacted_like_the_log(make_proxy: Callable[..., Any]) -
         )
         assert resp.status_code == 200
         assert "jane.doe@example.com" not in str(stored(h))
+
+
+def test_a_retried_request_id_means_its_newest_attempt(make_proxy: Callable[..., Any]) -> None:
+    with make_proxy(**KEYS) as h:
+        ask(h, "key-alice", "req-retry")
+        ask(h, "key-alice", "req-retry")  # the client retried with its own id
+        h.flush()
+        resp = feedback(h, "key-alice", request_id="req-retry", correction="Paris")
+        assert resp.status_code == 200
+        assert resp.json()["request_id"] == "req-retry~2"
+        # The attempt's own id works as well.
+        assert feedback(h, "key-alice", request_id="req-retry~2", rating="good").status_code == 200
+        assert [r[0] for r in stored(h)] == ["req-retry~2", "req-retry~2"]

@@ -316,3 +316,30 @@ def test_responses_teacher_is_retried_then_degrades_to_the_student(dropin: Any) 
             ("teacher", 1, None),
             ("student", 0, "teacher-unavailable"),
         ]
+
+
+def test_responses_rows_are_training_data_passthrough_and_refused_are_not(
+    dropin: Any, tmp_path: Any
+) -> None:
+    from proxy.logstore.snapshot import export_snapshot
+    from trainer.config import TrainConfig
+    from trainer.dataset import select_dataset
+
+    with dropin(student_logprob=-3.0) as h:
+        client = h.client()
+        for i in range(4):
+            client.responses.create(model="gpt-4o-mini", input=f"Responses question {i}")
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"Chat {i}"}]
+            )
+        client.embeddings.create(model="e", input="not training data")
+        httpx.post(f"{h.url}/v1/nope", json={})
+        h.flush()
+        snapshot = export_snapshot(h.app.state.writer, tmp_path / "snap.parquet")
+    selection = select_dataset(
+        snapshot, TrainConfig(min_rows=2, min_eval_rows=1, eval_fraction=0.5)
+    )
+    prompts = {row.messages[-1]["content"] for row in selection.train + selection.eval}
+    assert prompts == {f"Responses question {i}" for i in range(4)} | {
+        f"Chat {i}" for i in range(4)
+    }

@@ -10,11 +10,10 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Rating = Literal["good", "bad"]
 RATINGS: tuple[str, ...] = ("good", "bad")
 SOURCES = ("api", "cli", "import")
 FEEDBACK_COLUMNS = (
@@ -104,7 +103,7 @@ def stamped_in_order(items: Sequence[Feedback]) -> list[Feedback]:
     out: list[Feedback] = []
     for i, fb in enumerate(items):
         at = fb.created_at + timedelta(microseconds=i)
-        out.append(Feedback(**{**fb.__dict__, "created_at": at}))
+        out.append(replace(fb, created_at=at))
     return out
 
 
@@ -134,19 +133,6 @@ def resolve_many(conn: Cursor, request_ids: Sequence[str]) -> dict[str, tuple[st
 
 def resolve(conn: Cursor, request_id: str) -> tuple[str, str | None] | None:
     return resolve_many(conn, [request_id]).get(request_id)
-
-
-def _feedback(row: Sequence[Any]) -> Feedback:
-    return Feedback(**dict(zip(FEEDBACK_COLUMNS, row, strict=True)))
-
-
-def history(conn: Cursor, request_id: str) -> list[Feedback]:
-    """Every feedback on a request, the one that counts first."""
-    rows = conn.execute(
-        f"SELECT {', '.join(FEEDBACK_COLUMNS)} FROM feedback WHERE request_id = ? {_LATEST_ORDER}",
-        [request_id],
-    ).fetchall()
-    return [_feedback(r) for r in rows]
 
 
 def latest_sql(columns: str = "*") -> str:

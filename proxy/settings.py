@@ -245,8 +245,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,
-        description="Largest non-JSON body (multipart file upload, binary) relayed to the "
-        "teacher (413 above). JSON bodies are bounded by max_body_bytes.",
+        description="Largest body relayed to the teacher by pass-through (uploads, batches "
+        "of embeddings inputs; 413 above). The log keeps a JSON body up to max_body_bytes.",
     )
     model_aliases: str | None = Field(
         None,

@@ -47,10 +47,10 @@ def _upstream_path(request: Request) -> str:
 
 
 async def _body(request: Request) -> tuple[bytes, dict[str, Any] | None]:
-    settings = get_settings(request)
+    # Relayed bodies (a batch of embeddings inputs, an upload) may be far larger than
+    # a chat request; only their log copy is bounded by max_body_bytes.
     is_json = "json" in request.headers.get("content-type", "")
-    limit = settings.max_body_bytes if is_json else settings.max_upload_bytes
-    content = await read_limited(request, limit)
+    content = await read_limited(request, get_settings(request).max_upload_bytes)
     if not (is_json and content):
         return content, None
     try:

@@ -127,9 +127,11 @@ class PassthroughService:
         body = call.body or {}
         record = records.base_record(ctx, body, bool(body.get("stream")))
         record.update(route="passthrough", reason="not_distilled", prompt_hash=None)
+        model = body.get("model")
         if call.body is None:
             record["request_json"] = None
-        model = body.get("model")
+        elif len(call.content) > self.settings.max_body_bytes:
+            record["request_json"] = {"model": model, "truncated_bytes": len(call.content)}
         record["teacher_model"] = model if isinstance(model, str) else None
         return record
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.fakes import FakeUpstream, json_response
+from tests.fakes import FakeUpstream, _Stream, json_response
 
 SPEECH = bytes(range(256)) * 64  # "audio": every byte value, 16 KB
 DIMENSIONS = 8
@@ -107,7 +107,7 @@ class FakeTeacher(FakeUpstream):
             for t in (" world", " again")
         ]
         events.append({**base, "choices": [], "usage": usage})
-        return _stream(_sse(events, named=False))
+        return _stream(_sse(events, named=False), self.stream_delay)
 
     def moderations(self, request: httpx.Request, content: bytes) -> httpx.Response:
         body = orjson.loads(content)
@@ -153,11 +153,15 @@ class FakeTeacher(FakeUpstream):
         ]
         for i, event in enumerate(events):
             event["sequence_number"] = i
-        return _stream(_sse(events, named=True))
+        return _stream(_sse(events, named=True), self.stream_delay)
 
 
-def _stream(content: bytes) -> httpx.Response:
-    return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
+def _stream(content: bytes, delay: float = 0.0) -> httpx.Response:
+    """One SSE event per part, `delay` seconds apart (to see that the proxy does not buffer)."""
+    parts = [part + b"\n\n" for part in content.split(b"\n\n") if part]
+    return httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=_Stream(parts, delay, None)
+    )
 
 
 _HANDLERS = {

@@ -343,3 +343,18 @@ def test_responses_rows_are_training_data_passthrough_and_refused_are_not(
     assert prompts == {f"Responses question {i}" for i in range(4)} | {
         f"Chat {i}" for i in range(4)
     }
+
+
+def test_passthrough_streams_as_the_teacher_sends(dropin: Any) -> None:
+    import time
+
+    with dropin() as h:
+        h.teacher.stream_delay = 0.4  # between events: 4 events take >= 1.6 s
+        started = time.monotonic()
+        arrivals = []
+        for _chunk in h.client().completions.create(model="i", prompt="Hello", stream=True):
+            arrivals.append(time.monotonic() - started)
+        assert len(arrivals) == 3 and arrivals[-1] >= 1.2
+        assert arrivals[0] < arrivals[-1] - 0.6  # the first event was not held back
+        row = only_row(h, "/v1/completions")
+        assert row["ttfb_ms"] < row["total_latency_ms"] - 600

@@ -358,3 +358,18 @@ def test_passthrough_streams_as_the_teacher_sends(dropin: Any) -> None:
         assert arrivals[0] < arrivals[-1] - 0.6  # the first event was not held back
         row = only_row(h, "/v1/completions")
         assert row["ttfb_ms"] < row["total_latency_ms"] - 600
+
+
+def test_responses_stream_helper_accumulates_the_students_events(dropin: Any) -> None:
+    with dropin(student_text=CITY_JSON) as h:
+        client = h.client()
+        with client.responses.stream(model="gpt-4o-mini", input="Capital of France?") as stream:
+            texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+        assert "".join(texts) == final.output_text == CITY_JSON
+        with client.responses.stream(
+            model="gpt-4o-mini", input="Capital of France?", text_format=City
+        ) as stream:
+            parsed = stream.get_final_response().output_parsed
+        assert parsed == City(name="Paris", country="France")
+        assert [r["stream"] for r in h.rows("endpoint = '/v1/responses'")] == [True, True]

@@ -29,7 +29,8 @@ _LOG_COLUMNS: tuple[tuple[str, str, int], ...] = (
 ROUTES = {
     "student": "the student's answer was served",
     "teacher": "the teacher's answer was served",
-    "none": "failed before any upstream answered",
+    "passthrough": "an endpoint relayed to the teacher as is (embeddings, files, ...)",
+    "none": "refused, or failed before any upstream answered",
 }
 NO_TEACHER = "no teacher configured"
 

@@ -90,7 +90,7 @@ def _check_text(out: str) -> None:
     saved = _line(out, "saved")
     assert "no teacher configured" in saved and "$" not in saved and "%" not in saved
     assert "degraded answers" in out and "2 (50.0%): no-teacher 2" in out
-    assert "route none (failed before any upstream answered)" in out
+    assert "route none (refused, or failed before any upstream answered)" in out
     assert "route student (the student's answer was served)" in out
 
 

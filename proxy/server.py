@@ -12,6 +12,7 @@ import uvicorn
 
 from proxy.app import create_app
 from proxy.auth import is_loopback
+from proxy.logstore.backend import describe_log
 from proxy.settings import DB_FILE_NAME, Settings
 from proxy.workers import check_workers, serve_workers
 
@@ -45,14 +46,6 @@ def legacy_db_warning(settings: Settings) -> str | None:
     )
 
 
-def _log_location(settings: Settings) -> str:
-    if settings.db_is_postgres:
-        from proxy.logstore.postgres import redact_url
-
-        return f"PostgreSQL {redact_url(str(settings.db))}"
-    return f"DuckDB {settings.db}"
-
-
 def serve(settings: Settings) -> int:
     check_bind(settings)
     check_workers(settings)
@@ -63,7 +56,7 @@ def serve(settings: Settings) -> int:
         "distill proxy on http://%s:%s/v1 (%s, %d worker(s))",
         settings.host,
         settings.port,
-        _log_location(settings),
+        describe_log(settings.db),
         settings.workers,
     )
     if (legacy := legacy_db_warning(settings)) is not None:

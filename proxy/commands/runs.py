@@ -20,6 +20,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from proxy.logstore.backend import describe_log
 from proxy.observability import render
 from proxy.settings import Settings
 
@@ -190,7 +191,7 @@ def _runs(args: argparse.Namespace, settings: Settings) -> int:
         runs, origin = data["data"], f"server {settings.server_url}"
     except NoServer:
         try:
-            runs, origin = _runs_from_file(settings, args.limit), f"file {settings.db}"
+            runs, origin = _runs_from_file(settings, args.limit), describe_log(settings.db)
         except (FileNotFoundError, RuntimeError) as exc:
             return _fail(f"no server at {settings.server_url} and {exc}")
     except AdminError as exc:

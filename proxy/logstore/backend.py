@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 
@@ -29,6 +30,25 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def is_postgres_url(db: object) -> bool:
     """`DISTILL_DB` names a PostgreSQL database rather than a DuckDB file."""
     return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_log(db: object) -> str:
+    """Where the log is, for people: ``file PATH`` or ``PostgreSQL URL`` (no password)."""
+    return (
+        f"PostgreSQL {redact_url(db)}"
+        if isinstance(db, str) and is_postgres_url(db)
+        else f"file {db}"
+    )
 
 
 class LogStoreUnavailable(RuntimeError):

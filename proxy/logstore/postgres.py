@@ -19,12 +19,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
 
-from proxy.logstore.backend import LogStoreUnavailable, Params
+from proxy.logstore.backend import LogStoreUnavailable, Params, redact_url
 from proxy.logstore.pgsql import PgCursor, Translator, configure, params_list
 from proxy.logstore.rows import Columns
 from proxy.logstore.schema import (
@@ -42,16 +41,6 @@ MIGRATION_LOCK = 0x64697374_00000001
 _COLUMN_LIST = ", ".join(REQUEST_COLUMNS)
 _CONNECT_TIMEOUT = 5  # seconds; an unreachable database must not stall the writer long
 _READ_POOL_SIZE = 4
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
@@ -132,6 +121,7 @@ class PostgresBackend:
     def __init__(self, url: str, read_pool_size: int = _READ_POOL_SIZE) -> None:
         self.url = url
         self.location = redact_url(url)
+        self._closed = False
         self.translate = Translator()
         self._pool_size = read_pool_size
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
@@ -168,6 +158,7 @@ class PostgresBackend:
     def close(self, conn: psycopg.Connection[Any]) -> None:
         conn.close()
         with self._pool_lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
@@ -178,6 +169,8 @@ class PostgresBackend:
     # --- readers -----------------------------------------------------------------------
     def _read_pool(self) -> psycopg_pool.ConnectionPool[Any]:
         with self._pool_lock:
+            if self._closed:
+                raise LogStoreUnavailable("log store is closed")
             if self._pool is None:
                 self._pool = psycopg_pool.ConnectionPool(
                     self.url,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import duckdb
 import httpx
 
+from proxy.logstore.backend import describe_log
 from proxy.logstore.snapshot import open_readonly
 from proxy.observability import reports
 from proxy.observability.window import parse_since
@@ -73,7 +74,7 @@ class StatsSource:
                 f"no server at {self.settings.server_url} and the log file cannot be read: {exc}"
             ) from exc
         try:
-            return Answer(fn(conn), f"file {self.settings.db}")
+            return Answer(fn(conn), describe_log(self.settings.db))
         finally:
             conn.close()
 

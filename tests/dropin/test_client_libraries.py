@@ -70,13 +70,14 @@ def test_langchain_structured_output_falls_back_when_the_json_is_invalid(dropin:
         assert routes(h, "/v1/chat/completions") == [("teacher", "invalid_structured_output")]
 
 
-def test_instructor_json_mode(dropin: Any) -> None:
+@pytest.mark.parametrize("mode", ["JSON", "JSON_SCHEMA", "MD_JSON"])
+def test_instructor_json_modes(dropin: Any, mode: str) -> None:
     import instructor
     import openai
 
     with dropin(student_text=CITY_JSON) as h:
         raw = openai.OpenAI(base_url=f"{h.url}/v1", api_key="unused", max_retries=0)
-        client = instructor.from_openai(raw, mode=instructor.Mode.JSON)
+        client = instructor.from_openai(raw, mode=instructor.Mode[mode])
         city = client.chat.completions.create(
             model="gpt-4o-mini",
             response_model=City,
@@ -84,7 +85,13 @@ def test_instructor_json_mode(dropin: Any) -> None:
             max_retries=0,
         )
         assert city.model_dump() == PARIS
-        assert h.student.requests[-1]["structured_outputs"] == {"json": {"type": "object"}}
+        constraint = h.student.requests[-1].get("structured_outputs")
+        if mode == "JSON":  # response_format json_object: any JSON object
+            assert constraint == {"json": {"type": "object"}}
+        elif mode == "JSON_SCHEMA":  # response_format json_schema: the model's schema
+            assert constraint is not None and set(constraint["json"]["properties"]) == set(PARIS)
+        else:  # markdown JSON asks for no response_format: plain text, scored as such
+            assert constraint is None
         assert routes(h, "/v1/chat/completions") == [("student", "confident")]
 
 

@@ -77,6 +77,7 @@ async def passthrough(request: Request, name: str, rest: str = "") -> Response:
     content, body = await _body(request)
     await enforce_limits(request, ctx, body or {})
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
+    headers["x-client-request-id"] = ctx.request_id  # OpenAI's header for tracing a call
     call = RelayCall(
         method=request.method,
         path=_upstream_path(request),

@@ -150,7 +150,7 @@ class ResponsesService:
         call = RelayCall(
             "POST",
             "/responses",
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", "x-client-request-id": ctx.request_id},
             content=orjson.dumps(teacher_body),
             body=teacher_body,
         )

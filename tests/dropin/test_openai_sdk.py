@@ -48,6 +48,7 @@ def test_embeddings_are_relayed_and_logged(dropin: Any, encoding: str) -> None:
         assert [len(d.embedding) for d in result.data] == [DIMENSIONS, DIMENSIONS]
         assert result.data[1].embedding[0] == pytest.approx(0.25)
         assert raw.headers["x-upstream-request-id"] == "teacher-req-1"
+        assert h.teacher.raw[-1].headers["x-client-request-id"] == raw.headers["x-request-id"]
         sent = json.loads(h.teacher.bodies["/embeddings"])
         assert sent["input"] == ["a", "b"] and sent["encoding_format"] == encoding
         assert teacher_auth(h) == {f"Bearer {TEACHER_KEY}"}

@@ -35,11 +35,14 @@ log = logging.getLogger(__name__)
 
 MINUTE = 60
 _TICKET_TTL = 600.0
+_STORE_RETRY_SECONDS = 5.0
 _DAY_TTL = 2 * 86_400
 _MONTH_TTL = 33 * 86_400
 
 
 class CounterStore(Protocol):
+    errors: tuple[type[BaseException], ...]  # the store is unreachable or failing
+
     def add(self, key: str, amount: float, ttl: int) -> float: ...
     def get(self, keys: list[str]) -> list[float]: ...
     def seed(self, key: str, amount: float, ttl: int) -> None: ...
@@ -48,10 +51,17 @@ class CounterStore(Protocol):
 class RedisCounters:
     """Counters as Redis floats with a TTL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, client: Any) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = client
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisCounters:
+        import redis
+
+        return cls(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
 
     def add(self, key: str, amount: float, ttl: int) -> float:
         pipe = self._redis.pipeline()
@@ -80,12 +90,23 @@ class PostgresCounters:
     """Counters as rows of an UNLOGGED table in the log's database (one upsert each)."""
 
     def __init__(self, url: str, pool_size: int = 4) -> None:
+        import psycopg
         import psycopg_pool
 
         from proxy.logstore.postgres import MIGRATION_LOCK
 
+        self.errors: tuple[type[BaseException], ...] = (
+            psycopg.Error,
+            psycopg_pool.PoolTimeout,
+            OSError,
+        )
         self._pool = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=True
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            open=True,
+            timeout=2,  # an admission must not wait long for a lost database
         )
         self._calls = 0
         with self._pool.connection() as conn:
@@ -145,14 +166,30 @@ class SharedRateLimiter(RateLimiter):
         self._store = store
         self._shared_tickets: dict[str, tuple[str, int, int, float]] = {}
         self._settler = ThreadPoolExecutor(1, thread_name_prefix="distill-limits")
+        self._last_error_log = float("-inf")
+        self._skip_until = float("-inf")
 
     def _key(self, identity: str, kind: str, window: int | str) -> str:
         return f"distill:limit:{identity}:{kind}:{window}"
 
     def admit(self, identity: str, request_id: str, body: Mapping[str, Any]) -> None:
         limits = self.policy.for_identity(identity)
-        if not limits.any:
+        if not limits.any or self._clock() < self._skip_until:
             return
+        try:
+            self._admit_shared(identity, request_id, body, limits)
+        except self._store.errors as exc:
+            # Fail open: an unreachable counter store must not take the proxy down with it,
+            # nor make every request wait for its timeout: leave it alone for a while.
+            now = self._clock()
+            self._skip_until = now + _STORE_RETRY_SECONDS
+            if now - self._last_error_log >= 30:
+                self._last_error_log = now
+                log.error("shared limits unavailable, admitting uncounted: %s", exc)
+
+    def _admit_shared(
+        self, identity: str, request_id: str, body: Mapping[str, Any], limits: Limits
+    ) -> None:
         self._check_shared_spend(identity, limits)
         now = self._clock()
         window = int(now // MINUTE)
@@ -251,15 +288,18 @@ class SharedRateLimiter(RateLimiter):
                 day_key, month_key = self._spend_keys(identity, self._wall())
                 self._store.add(day_key, float(cost), _DAY_TTL)
                 self._store.add(month_key, float(cost), _MONTH_TTL)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except self._store.errors as exc:
             log.warning("could not book usage on the shared limits: %s", exc)
 
     def seed_spend(self, totals: Iterable[tuple[str, float, float]]) -> None:
         wall = self._wall()
-        for identity, day_usd, month_usd in totals:
-            day_key, month_key = self._spend_keys(identity, wall)
-            self._store.seed(day_key, float(day_usd or 0), _DAY_TTL)
-            self._store.seed(month_key, float(month_usd or 0), _MONTH_TTL)
+        try:
+            for identity, day_usd, month_usd in totals:
+                day_key, month_key = self._spend_keys(identity, wall)
+                self._store.seed(day_key, float(day_usd or 0), _DAY_TTL)
+                self._store.seed(month_key, float(month_usd or 0), _MONTH_TTL)
+        except self._store.errors as exc:
+            log.warning("could not seed the shared budgets from the log: %s", exc)
 
     def _forget_stale(self, now: float) -> None:
         stale = [r for r, t in self._shared_tickets.items() if now - t[3] > _TICKET_TTL]
@@ -278,7 +318,7 @@ def limiter_from_settings(settings: Any) -> RateLimiter:
         return limiter
     store: CounterStore
     if settings.redis_url:
-        store = RedisCounters(settings.redis_url)
+        store = RedisCounters.from_url(settings.redis_url)
     elif settings.db_is_postgres:
         store = PostgresCounters(str(settings.db))
     else:

@@ -19,8 +19,7 @@ def _pair(limits: Limits, now: Callable[[], float]) -> tuple[SharedRateLimiter, 
     server = fakeredis.FakeServer()
     made = []
     for _ in range(2):
-        store = RedisCounters.__new__(RedisCounters)
-        store._redis = fakeredis.FakeRedis(server=server)
+        store = RedisCounters(fakeredis.FakeRedis(server=server))
         made.append(SharedRateLimiter(LimitPolicy(limits, {}, 100), store, clock=now))
     return tuple(made)
 
@@ -65,3 +64,18 @@ def test_tokens_are_corrected_and_spend_is_booked_across_replicas() -> None:
     with pytest.raises(RateLimited) as info:
         second.admit("key-a", "r2", BODY)
     assert info.value.code == "insufficient_quota"
+
+
+def test_an_unreachable_store_admits_uncounted() -> None:
+    class Down:
+        errors = (ConnectionError,)
+
+        def add(self, key: str, amount: float, ttl: int) -> float:
+            raise ConnectionError("redis is down")
+
+        get = seed = add
+
+    limiter = SharedRateLimiter(LimitPolicy(Limits(rpm=1), {}, 100), Down())  # type: ignore[arg-type]
+    for i in range(3):
+        limiter.admit("key-a", f"r{i}", BODY)  # no 500, no 429: served while it is down
+    limiter.seed_spend([("key-a", 1.0, 2.0)])

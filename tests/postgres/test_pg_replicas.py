@@ -130,7 +130,9 @@ def test_database_restart_mid_traffic_spills_and_replays(
     url = own_cluster.create_database()
     serve, started = replica_factory(upstreams, tmp_path, url)
     try:
-        servers = [serve("a"), serve("b")]
+        # Limits on: their shared counters are down too, and must not stop the serving.
+        limits = {"DISTILL_LIMIT_RPM": "100000"}
+        servers = [serve("a", **limits), serve("b", **limits)]
         before = asyncio.run(_traffic(servers, "before", 40))
         own_cluster.stop()
         during = asyncio.run(_traffic(servers, "during", 60))  # served; rows spill

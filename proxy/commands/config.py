@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
+from proxy.logstore.backend import redact_url
 from proxy.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ def effective(settings: Settings) -> dict[str, Any]:
             value = "***" if value.get_secret_value() else ""
         elif name == "api_keys" and value:
             value = f"*** ({len(settings.client_keys)} keys)"
+        elif name in ("db", "redis_url") and isinstance(value, str):
+            value = redact_url(value)  # a database URL may carry its password
         out[name] = value
     return out
 

@@ -33,3 +33,12 @@ def test_the_cli_flag_reaches_the_check(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("DISTILL_STUDENT_URL", "http://s/v1")
     with pytest.raises(WorkersRefused):
         main(["serve", "--workers", "3"])
+
+
+def test_distill_config_masks_database_passwords() -> None:
+    from proxy.commands.config import effective
+
+    settings = Settings(db="postgresql://u:s3cret@h:5432/db", redis_url="redis://:pw@r:6379/0")
+    shown = effective(settings)
+    assert "s3cret" not in str(shown["db"]) and "pw" not in str(shown["redis_url"])
+    assert shown["db"] == "postgresql://u:***@h:5432/db"

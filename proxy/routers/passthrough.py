@@ -15,6 +15,7 @@ from starlette.responses import Response
 from proxy.deps import get_settings, read_limited, request_context
 from proxy.errors import MethodNotAllowed, NotFound, PermissionDenied
 from proxy.limits.http import enforce_limits
+from proxy.serving.multipart_summary import multipart_summary
 from proxy.serving.passthrough import FORWARDED_REQUEST_HEADERS, PassthroughService, RelayCall
 from proxy.settings import PASSTHROUGH_ENDPOINTS
 
@@ -77,6 +78,7 @@ async def passthrough(request: Request, name: str, rest: str = "") -> Response:
     content, body = await _body(request)
     await enforce_limits(request, ctx, body or {})
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
+    content_type = request.headers.get("content-type", "")
     headers["x-client-request-id"] = ctx.request_id  # OpenAI's header for tracing a call
     call = RelayCall(
         method=request.method,
@@ -85,5 +87,6 @@ async def passthrough(request: Request, name: str, rest: str = "") -> Response:
         headers=headers,
         content=content,
         body=body,
+        form=None if body is not None else multipart_summary(content_type, content),
     )
     return await service.relay(ctx, call)

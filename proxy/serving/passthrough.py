@@ -58,6 +58,8 @@ class RelayCall:
     content: bytes = b""
     body: dict[str, Any] | None = None
     """The JSON body when there is one (logged, and used for the limits' estimate)."""
+    form: dict[str, Any] | None = None
+    """A multipart body's text fields and file sizes (`multipart_summary`), for the log."""
 
 
 def usage_tokens(payload: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -128,7 +130,10 @@ class PassthroughService:
         record = records.base_record(ctx, body, bool(body.get("stream")))
         record.update(route="passthrough", reason="not_distilled", prompt_hash=None)
         model = body.get("model")
-        if call.body is None:
+        if call.form is not None:
+            model = call.form["multipart"].get("model")
+            record.update(request_json=call.form, requested_model=model)
+        elif call.body is None:
             record["request_json"] = None
         elif len(call.content) > self.settings.max_body_bytes:
             record["request_json"] = {"model": model, "truncated_bytes": len(call.content)}

@@ -108,7 +108,20 @@ def test_multipart_upload_and_binary_download_are_byte_for_byte(dropin: Any) -> 
         speech = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello")
         assert speech.content == SPEECH
         upload_row = only_row(h, "/v1/files")
-        assert upload_row["request_json"] is None and upload_row["route"] == "passthrough"
+        assert upload_row["route"] == "passthrough"
+        assert json.loads(upload_row["request_json"]) == {  # the form, never the file
+            "multipart": {"purpose": "fine-tune"},
+            "files": [
+                {
+                    "field": "file",
+                    "filename": "train.jsonl",
+                    "content_type": "application/octet-stream",
+                    "bytes": len(data),
+                }
+            ],
+        }
+        client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", SPEECH))
+        assert only_row(h, "/v1/audio/transcriptions")["requested_model"] == "whisper-1"
         assert only_row(h, "/v1/audio/speech")["status_code"] == 200
 
 

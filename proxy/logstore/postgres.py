@@ -92,6 +92,10 @@ def migrate(
     return version
 
 
+def _is_dml(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() in ("UPDATE", "DELETE", "INSERT")
+
+
 def _clean(value: Any) -> Any:
     # PostgreSQL text cannot hold NUL; DuckDB can. Keep the row, mark the character.
     if type(value) is str and "\x00" in value:
@@ -149,11 +153,19 @@ class PostgresBackend:
     def execute(
         self, conn: psycopg.Connection[Any], sql: str, params: Params
     ) -> list[tuple[Any, ...]] | None:
-        cur = conn.execute(self.translate(sql), params_list(params))
-        return cur.fetchall() if cur.description else None
+        try:
+            cur = conn.execute(self.translate(sql), params_list(params))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            # Callers of `LogWriter.execute` handle LogStoreUnavailable, whatever the engine.
+            raise LogStoreUnavailable(f"PostgreSQL {self.location}: {exc}") from exc
+        if cur.description:
+            return cur.fetchall()
+        # DuckDB answers an UPDATE/DELETE with its row count; so does this engine.
+        return [(cur.rowcount,)] if cur.rowcount >= 0 and _is_dml(sql) else None
 
     def is_fatal(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        lost = (psycopg.OperationalError, psycopg.InterfaceError, LogStoreUnavailable)
+        return isinstance(exc, lost)
 
     def close(self, conn: psycopg.Connection[Any]) -> None:
         conn.close()

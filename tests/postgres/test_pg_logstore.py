@@ -196,3 +196,34 @@ def test_distill_export_from_either_engine(
     assert main(["export", "--out", str(tmp_path / "duck.parquet")]) == 0
     assert _parquet(tmp_path / "pg.parquet") == _parquet(tmp_path / "duck.parquet")
     assert main(["export", "--out", str(tmp_path / "x.csv")]) == 2
+
+
+def test_statements_answer_like_duckdb(pg_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from proxy.privacy.retention import purge_once
+
+    writer = _writer(pg_url, tmp_path, "pg")
+    try:
+        for i in range(5):
+            writer.submit(make_record(i, teacher_text="secret body"))
+        writer.flush()
+        done = writer.execute("UPDATE requests SET tag = ? WHERE id LIKE 'req-%'", ["t"])
+        assert done.result(5) == [(5,)]  # the row count, as DuckDB returns it
+        erased = asyncio.run(purge_once(writer, 1, now=datetime(2030, 1, 1, tzinfo=UTC)))
+        assert erased == 5
+        rows = writer.read(
+            lambda c: c.execute("SELECT count(teacher_text) FROM requests").fetchall()
+        )
+        assert rows == [(0,)]
+    finally:
+        writer.close(5)
+
+
+def test_open_writable_records_a_run_on_postgres(pg_url: str) -> None:
+    from proxy.logstore.snapshot import open_writable
+
+    with open_writable(pg_url) as conn:  # `distill train` without a server
+        conn.execute("INSERT INTO runs (id, status, trigger) VALUES (?, 'running', 'cli')", ["r1"])
+    with open_reader(pg_url) as cur:
+        assert cur.execute("SELECT id, status FROM runs").fetchall() == [("r1", "running")]

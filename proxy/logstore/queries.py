@@ -70,6 +70,11 @@ def _since(since: datetime | None) -> tuple[str, list[Any]]:
     return " WHERE created_at >= ?", [utc_naive(since)]
 
 
+# The fallback rate is over requests the cascade decided: not pass-through calls
+# (embeddings, files, ...) and not requests refused before it (401, 429, ...).
+DECIDED = "route IS DISTINCT FROM 'passthrough' AND reason IS DISTINCT FROM 'refused'"
+
+
 def _ratio(part: float | None, whole: float | None) -> float | None:
     return float(part or 0) / whole if whole else None
 
@@ -83,10 +88,7 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
         "count(*) FILTER (teacher_latency_ms IS NOT NULL), "
         "coalesce(sum(cost_usd), 0), coalesce(sum(counterfactual_cost_usd), 0), "
         "count(*) FILTER (status_code >= 400), count(*) FILTER (reason = 'no_teacher'), "
-        # The fallback rate is over requests the cascade decided: not pass-through calls
-        # (embeddings, files, ...) and not requests refused before (401, 429, ...).
-        "count(*) FILTER (route IS DISTINCT FROM 'passthrough' "
-        "AND reason IS DISTINCT FROM 'refused') "
+        f"count(*) FILTER ({DECIDED}) "
         f"FROM requests{where}",
         params,
     )
@@ -142,13 +144,14 @@ def timeseries(
         "count(*) FILTER (teacher_latency_ms IS NOT NULL) AS teacher_calls, "
         "count(*) FILTER (route = 'teacher') AS teacher_served, "
         "coalesce(sum(cost_usd), 0) AS cost_usd, "
-        "coalesce(sum(counterfactual_cost_usd), 0) AS counterfactual_cost_usd "
+        "coalesce(sum(counterfactual_cost_usd), 0) AS counterfactual_cost_usd, "
+        f"count(*) FILTER ({DECIDED}) AS decided "
         f"FROM requests{where}{' AND' if where else ' WHERE'} created_at IS NOT NULL "
         "GROUP BY 1 ORDER BY 1",
         [bucket_seconds, bucket_seconds, *params],
     )
     out = []
-    for t, n, calls, served, cost, counterfactual in cur.fetchall():
+    for t, n, calls, served, cost, counterfactual, decided in cur.fetchall():
         out.append(
             {
                 "t": int(t),
@@ -157,7 +160,7 @@ def timeseries(
                 "teacher_calls": calls,
                 "cost_usd": float(cost),
                 "counterfactual_cost_usd": float(counterfactual),
-                "fallback_rate": _ratio(served, n),
+                "fallback_rate": _ratio(served, decided),
             }
         )
     return out

@@ -141,3 +141,32 @@ def test_migration_3_upgrades_an_existing_log(tmp_path: Path) -> None:
         assert names == list(REQUEST_COLUMNS)
         row = conn.execute("SELECT id, endpoint, attempt FROM requests").fetchall()
     assert row == [("old-1", None, None)]
+
+
+def test_fallback_rate_counts_only_the_cascades_requests() -> None:
+    from datetime import UTC, datetime
+
+    from proxy.logstore.queries import summary, timeseries
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with duckdb.connect() as conn:
+        migrate(conn)
+        for i, (route, reason) in enumerate(
+            [
+                ("student", "confident"),
+                ("teacher", "low_confidence"),
+                ("none", "error"),  # failed inside the cascade: counts
+                ("passthrough", "not_distilled"),
+                ("passthrough", "not_distilled"),
+                ("none", "refused"),
+            ]
+        ):
+            conn.execute(
+                "INSERT INTO requests (id, created_at, route, reason) VALUES (?, ?, ?, ?)",
+                [f"r{i}", now, route, reason],
+            )
+        stats = summary(conn)
+        series = timeseries(conn, bucket_seconds=3600)
+    assert stats["requests"] == 6 and stats["fallback_rate"] == pytest.approx(1 / 3)
+    assert stats["routes"]["passthrough"] == 2
+    assert series[0]["fallback_rate"] == pytest.approx(1 / 3)

@@ -185,12 +185,18 @@ class PassthroughService:
             self._observer.on_upstream_error("teacher", type(exc).__name__)
             raise
         relay = _Relay(record, ctx, started, on_payload)
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
+            if kind == "text/event-stream":
                 return relay.stream(response, opened, finish, sse=True)
-            if "json" not in response.headers.get("content-type", ""):
+            # Only a JSON document is read whole (to log it); JSONL files, audio and
+            # other bodies stream through.
+            if kind != "application/json":
                 return relay.stream(response, opened, finish, sse=False)
             content = await response.aread()
+        except httpx.HTTPError as exc:
+            await opened.__aexit__(None, None, None)
+            raise UpstreamError(f"teacher: connection lost: {type(exc).__name__}") from exc
         except BaseException:
             await opened.__aexit__(None, None, None)
             raise

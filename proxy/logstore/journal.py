@@ -188,6 +188,11 @@ class SpillJournal:
                 handle.writelines(kept)
             return len(kept)
 
+    def rescan(self) -> None:
+        """Counts the files again (others were added to the directory: adopted orphans)."""
+        with self._lock:
+            self._size = sum(p.stat().st_size for p in self._files() if p.exists())
+
     def seal(self) -> Path | None:
         """Closes the file being appended to (the next append opens a new one); returns it."""
         with self._lock:

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _OVERFLOW_LOG_SECONDS = 30.0
+_ADOPT_EVERY_SECONDS = 10.0
 
 __all__ = ["LogStoreUnavailable", "LogWriter", "LogWriterStats", "connect_db"]
 
@@ -121,6 +122,7 @@ class LogWriter:
         # Durable mode: a row's journal append and its queueing are one step, so each
         # drain knows which journal file holds exactly the rows it takes.
         self._durable_lock = threading.Lock()
+        self._next_adoption = 0.0
         self._queue: collections.deque[Record] = collections.deque()
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -149,8 +151,7 @@ class LogWriter:
         """Opens (and migrates) the database, then starts the writer thread."""
         if self._thread is not None:
             raise RuntimeError("LogWriter already started")
-        if adopt_orphans(self._spill_dir):  # before the journal counts its files
-            self._sink.journal = SpillJournal(self._spill_dir, self._sink.journal.max_bytes)
+        self._adopt()
         self._sink.open()
         self._thread = threading.Thread(target=self._run, name="distill-log-writer", daemon=True)
         self._thread.start()
@@ -271,6 +272,16 @@ class LogWriter:
         self._wake.set()
         return command.future
 
+    def _adopt(self) -> None:
+        # A killed durable process's journal (this one's before a restart, or a worker's
+        # sharing the directory) becomes spill files, which the replay then writes.
+        self._next_adoption = time.monotonic() + _ADOPT_EVERY_SECONDS
+        try:
+            if adopt_orphans(self._spill_dir):
+                self._sink.journal.rescan()
+        except OSError as exc:
+            log.warning("could not adopt journal files in %s: %s", self._spill_dir, exc)
+
     # --- writer thread -----------------------------------------------------------------
     def _run(self) -> None:
         try:
@@ -279,6 +290,8 @@ class LogWriter:
                 self._wake.clear()
                 self._drain()
                 self._run_commands()
+                if time.monotonic() >= self._next_adoption:
+                    self._adopt()
                 if self._sink.should_replay():
                     self._sink.replay_one()
             self._finish()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from proxy.logstore.journal import SpillJournal
 from proxy.logstore.writer import LogWriter
@@ -61,3 +63,24 @@ def test_processes_sharing_a_directory_replay_only_unowned_files(tmp_path: Path)
     assert third.next_file() is None  # the second is replaying it
     second.remove(claimed)
     assert third.next_file() is None and not third.has_pending()
+
+
+def test_a_running_writer_replays_a_dead_processes_durable_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy.logstore import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "_ADOPT_EVERY_SECONDS", 0.05)
+    spill = tmp_path / "spill"
+    writer = LogWriter(tmp_path / "log.duckdb", spill, flush_interval=0.05).start()
+    try:
+        # Left by a worker killed while this one runs (nobody holds its lock).
+        line = orjson.dumps(make_record(42), default=str) + b"\n"
+        (spill / "durable-99999-00000000000000000001-000001.jsonl").write_bytes(line)
+        deadline = time.monotonic() + 5
+        while writer.stats.replayed < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.stats.replayed == 1
+        assert not list(spill.glob("durable-*")) and not list(spill.glob("journal-*"))
+    finally:
+        writer.close()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from proxy.deps import ContextDep, json_object, validation_error
 from proxy.limits.http import enforce_limits
 from proxy.protocol import ErrorResponse, ResponsesRequest
+from proxy.routers.chat import inline_schema
 from proxy.serving.responses import ResponsesService
 
 router = APIRouter()
@@ -18,6 +19,12 @@ router = APIRouter()
 
 @router.post(
     "/v1/responses",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(ResponsesRequest)}},
+        }
+    },
     responses={
         400: {"model": ErrorResponse},
         401: {"model": ErrorResponse},

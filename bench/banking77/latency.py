@@ -20,8 +20,8 @@ from bench.banking77.stats import percentile
 PROBE_INDEX_BASE = 2_000_000  # apart from traffic and validation indices
 PROBE_HEADERS = {"x-distill-route": "student", "x-distill-tag": "bench-latency-probe"}
 PROBE_BODY = {"store": False}
-IDLE_PROBES = 30
-BUSY_INTERVAL_S = 3.0
+IDLE_PROBES = 20
+BUSY_INTERVAL_S = 20.0  # sparse: each probe takes CPU from the run it measures
 
 
 async def _one(driver: Driver, i: int, ex: Example, phase: str, round_no: int) -> RequestRecord:

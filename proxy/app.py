@@ -225,7 +225,13 @@ async def _start_limits_and_retention(app: FastAPI) -> None:
     await seed_spend_from_log(state.limiter, state.writer)
     days = state.settings.retention_days
     if days:
-        job = run_retention(state.writer, days, state.settings.retention_interval)
+        job = run_retention(
+            state.writer,
+            days,
+            state.settings.retention_interval,
+            # The loop (and its leader) starts after this task: look the role up each pass.
+            leading=lambda: getattr(getattr(state, "leader", None), "is_leader", True),
+        )
         state.background.append(asyncio.create_task(job, name="retention"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,9 +55,15 @@ async def purge_once(writer: Any, days: float, now: datetime | None = None) -> i
     return int(result[0][0]) if result else 0  # DuckDB's UPDATE yields its row count
 
 
-async def run_retention(writer: Any, days: float, interval: float) -> None:
-    """The periodic job (an asyncio task of the app's lifespan); first pass at start."""
+async def run_retention(
+    writer: Any, days: float, interval: float, leading: Callable[[], bool] = lambda: True
+) -> None:
+    """The periodic job (an asyncio task of the app's lifespan); first pass at start.
+    On a shared log only the leader purges (`leading`): one pass, not one per replica."""
     while True:
+        if not leading():
+            await asyncio.sleep(interval)
+            continue
         try:
             erased = await purge_once(writer, days)
         except FAILURES as exc:

@@ -1,8 +1,8 @@
 """One leader on a shared PostgreSQL log: two in-process proxies with the loop's fakes.
 
 The first proxy takes the leader lock; a promotion it makes is served by the follower too
-(it re-reads the shared `student_versions` table and loads the adapter on its own vLLM);
-the follower refuses to start runs.
+(it re-reads the shared `student_versions` table and loads the adapter on its own vLLM),
+and so is its rollback; the follower refuses to start runs or roll back.
 """
 
 from __future__ import annotations
@@ -58,3 +58,8 @@ def test_promotion_by_the_leader_is_served_by_both(
             resp = proxy.chat(51, good=True)
             assert resp.headers["x-distill-route"] == "student"
             assert resp.headers["x-distill-student-version"] == run["id"]
+        # A rollback by the leader is followed too (back to the base model).
+        assert follower.admin("POST", "/admin/rollback").status_code == 409
+        assert leader.admin("POST", "/admin/rollback").status_code == 200
+        _until(lambda: follower.active.current.version == "base")
+        assert follower.chat(52, good=True).headers["x-distill-route"] == "teacher"

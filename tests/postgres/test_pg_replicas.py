@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from bench.banking77.stack import Server
-from bench.common.pgcluster import PgCluster, running_cluster
+from bench.common.pgcluster import PgCluster, running_cluster, skip_reason
 from bench.soak.load import Outcome, send
 from bench.soak.stack import ProxyConfig, signal_proxy, start_distill, start_fake, stop_all
 
@@ -120,6 +120,10 @@ def test_two_replicas_one_row_per_acknowledged_request(replicas: tuple[Serve, st
 
 @pytest.fixture
 def own_cluster() -> Iterator[PgCluster]:
+    """A cluster of this test alone: it is stopped and started mid-test."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
     with running_cluster() as cluster:
         yield cluster
 

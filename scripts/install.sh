@@ -72,5 +72,16 @@ else
   echo "[install] chromium not installed (needs root and apt-get): the browser test will be skipped"
 fi
 
+# The PostgreSQL tier starts a throwaway cluster from Debian's server binaries.
+if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "[install] postgresql: found $(compgen -G "/usr/lib/postgresql/*/bin/initdb" | head -1)"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  install_postgresql() { apt-get update -qq >/dev/null && apt-get install -y -qq postgresql >/dev/null; }
+  step "postgresql (for the PostgreSQL test tier)" install_postgresql ||
+    echo "[install] postgresql unavailable: the PostgreSQL tier will be skipped"
+else
+  echo "[install] postgresql not installed (needs root and apt-get): the PostgreSQL tier will be skipped"
+fi
+
 touch "$STAMP"
 echo "[install] done: $VENV in $((SECONDS - T0)) s"

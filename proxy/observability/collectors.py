@@ -118,3 +118,21 @@ class RunsCollector(Collector):
             finished.add_metric([label], n)
         yield finished
         yield GaugeMetricFamily("distill_runs_active", "Runs queued or in progress.", value=active)
+
+
+class LeaderCollector(Collector):
+    """`distill_leader`: 1 on the replica that runs the training loop (always, on DuckDB)."""
+
+    def __init__(self, leader: StateGetter) -> None:
+        self._leader = leader
+
+    def collect(self) -> Iterator[Metric]:
+        leader = self._leader()
+        if leader is None:
+            return
+        yield GaugeMetricFamily(
+            "distill_leader",
+            "1 when this replica leads the shared log's training loop, else 0.",
+            value=1.0 if leader.is_leader else 0.0,
+        )
+

@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from proxy.observability.collectors import LogStoreCollector, RunsCollector, StudentCollector
+from proxy.observability.collectors import (
+    LeaderCollector,
+    LogStoreCollector,
+    RunsCollector,
+    StudentCollector,
+)
 from proxy.observability.costs import CostModel
 from proxy.observability.metrics import Metrics
 from proxy.observability.prices import PriceBook, StudentPricing
@@ -55,6 +60,7 @@ def build_accounting(state: Any, settings: Settings) -> AccountingObserver:
     metrics = Metrics()
     metrics.add_collector(LogStoreCollector(lambda: getattr(state, "writer", None)))
     metrics.add_collector(RunsCollector(lambda: getattr(state, "writer", None)))
+    metrics.add_collector(LeaderCollector(lambda: getattr(state, "leader", None)))
 
     def threshold(version: Any) -> float | None:
         chat = getattr(state, "chat", None)

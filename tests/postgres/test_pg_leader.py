@@ -63,3 +63,23 @@ def test_promotion_by_the_leader_is_served_by_both(
         assert leader.admin("POST", "/admin/rollback").status_code == 200
         _until(lambda: follower.active.current.version == "base")
         assert follower.chat(52, good=True).headers["x-distill-route"] == "teacher"
+
+
+def test_distill_leader_metric_names_one_replica(
+    loop_proxy: LoopFactory,  # noqa: F811
+    pg_url: str,
+    tmp_path: Path,
+) -> None:
+    with (
+        _replica(loop_proxy, pg_url, tmp_path, "a") as first,
+        _replica(loop_proxy, pg_url, tmp_path, "b") as second,
+    ):
+        shown = [
+            next(
+                line
+                for line in p.admin("GET", "/metrics").text.splitlines()
+                if line.startswith("distill_leader ")
+            )
+            for p in (first, second)
+        ]
+        assert shown == ["distill_leader 1.0", "distill_leader 0.0"]

@@ -99,10 +99,11 @@ def actual_tokens(record: Mapping[str, Any]) -> int | None:
     """Tokens the served answer really used (the upstream's usage), None when unknown."""
     route = record.get("route")
     failed = (record.get("status_code") or 200) >= 400
-    if route not in ("student", "teacher"):
+    if route not in ("student", "teacher", "passthrough"):
         return 0 if route == "none" or failed else None
-    prompt = record.get(f"{route}_prompt_tokens")
-    completion = record.get(f"{route}_completion_tokens")
+    side = "teacher" if route == "passthrough" else route  # relayed: the teacher's usage
+    prompt = record.get(f"{side}_prompt_tokens")
+    completion = record.get(f"{side}_completion_tokens")
     if prompt is None and completion is None:
         # Nothing reported: a failed request served nothing; else keep the estimate.
         return 0 if failed else None

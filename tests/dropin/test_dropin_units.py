@@ -170,3 +170,12 @@ def test_fallback_rate_counts_only_the_cascades_requests() -> None:
     assert stats["requests"] == 6 and stats["fallback_rate"] == pytest.approx(1 / 3)
     assert stats["routes"]["passthrough"] == 2
     assert series[0]["fallback_rate"] == pytest.approx(1 / 3)
+
+
+def test_passthrough_usage_corrects_the_token_estimate() -> None:
+    from proxy.limits.policy import actual_tokens
+
+    row = {"route": "passthrough", "status_code": 200, "teacher_prompt_tokens": 6}
+    assert actual_tokens({**row, "teacher_completion_tokens": 0}) == 6
+    assert actual_tokens({"route": "passthrough", "status_code": 200}) is None  # unknown
+    assert actual_tokens({"route": "passthrough", "status_code": 429}) == 0

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from proxy.logstore.backend import LogStoreUnavailable
 from proxy.settings import Settings
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
@@ -124,7 +125,7 @@ def _dry_run(settings: Settings, cfg: TrainConfig, since: datetime | None, echo:
             selection = select_dataset(tmp / SNAPSHOT_NAME, cfg, since)
         except NotEnoughData as exc:
             selection, problem = exc.selection, str(exc)
-    except (OSError, duckdb.Error) as exc:
+    except (OSError, duckdb.Error, LogStoreUnavailable) as exc:
         echo(f"error: {exc}")
         return 1
     finally:
@@ -155,7 +156,7 @@ def _real_run(
         export_from_db(settings.db, run_dir / SNAPSHOT_NAME, since)
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         record_run_start(settings.db, run_id, cfg)
-    except (OSError, duckdb.Error) as exc:
+    except (OSError, duckdb.Error, LogStoreUnavailable) as exc:
         echo(f"error: {exc}")
         return 1
     echo(f"run {run_id}: training in {run_dir}")

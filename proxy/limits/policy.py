@@ -83,12 +83,28 @@ def _text_chars(content: Any) -> int:
     return 0
 
 
+def _input_chars(value: Any) -> int:
+    """Text of a Responses `input`, an embeddings `input` or a legacy `prompt`."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, list):
+        return 0
+    return sum(
+        len(item) if isinstance(item, str) else _text_chars(item.get("content"))
+        for item in value
+        if isinstance(item, str | dict)
+    )
+
+
 def estimate_tokens(body: Mapping[str, Any], assumed_completion_tokens: int) -> int:
     """A cheap upper-ish estimate before the answer exists: prompt characters / 4 plus
     the completion budget (max_completion_tokens or max_tokens, times n)."""
     messages = body.get("messages") or []
     chars = sum(_text_chars(m.get("content")) for m in messages if isinstance(m, dict))
-    budget = body.get("max_completion_tokens") or body.get("max_tokens")
+    chars += sum(_input_chars(body.get(key)) for key in ("input", "prompt", "instructions"))
+    budget = (
+        body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
+    )
     completion = budget if isinstance(budget, int) and budget > 0 else assumed_completion_tokens
     n = body.get("n")
     choices = n if isinstance(n, int) and n > 0 else 1

@@ -179,3 +179,12 @@ def test_passthrough_usage_corrects_the_token_estimate() -> None:
     assert actual_tokens({**row, "teacher_completion_tokens": 0}) == 6
     assert actual_tokens({"route": "passthrough", "status_code": 200}) is None  # unknown
     assert actual_tokens({"route": "passthrough", "status_code": 429}) == 0
+
+
+def test_token_estimate_counts_responses_and_embeddings_inputs() -> None:
+    from proxy.limits.policy import estimate_tokens
+
+    assert estimate_tokens({"input": "x" * 400, "max_output_tokens": 10}, 256) == 110
+    items = [{"role": "user", "content": [{"type": "input_text", "text": "y" * 40}]}]
+    assert estimate_tokens({"input": items, "instructions": "z" * 40}, 5) == 25
+    assert estimate_tokens({"input": ["a" * 8, "b" * 8]}, 0) == 4

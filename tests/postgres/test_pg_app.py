@@ -67,3 +67,7 @@ def test_cli_reads_a_shared_log_while_servers_run(
         assert main(["stats", "--json"]) == 0
         out = capsys.readouterr().out
         assert '"requests": 1' in out
+        for by in ("label", "tag"):
+            assert main(["stats", "--by", by, "--json"]) == 0, by
+        assert main(["logs", "-n", "5", "--json"]) == 0
+        assert main(["runs", "--json"]) == 0

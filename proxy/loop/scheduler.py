@@ -237,7 +237,8 @@ def _leader_hooks(app: Any, loop: LoopServices) -> dict[str, Any]:
     settings: Settings = state.settings
 
     async def elected() -> None:
-        await loop.runs.recover()
+        if loop.runs.current is None:  # else: re-elected while its own run goes on
+            await loop.runs.recover()
         await loop.promoter.restore()
         if state.writer.backend.shared:
             await _share_serving_version(loop, state)
@@ -247,6 +248,10 @@ def _leader_hooks(app: Any, loop: LoopServices) -> dict[str, Any]:
         for job_id in LEADER_JOBS:
             if loop.scheduler.get_job(job_id) is not None:
                 loop.scheduler.remove_job(job_id)
+        # Another replica may lead by now: a run of this one must not promote over its head.
+        if loop.runs.current is not None:
+            with contextlib.suppress(*state.writer.backend.failures):
+                await loop.runs.stop(grace=5.0)
 
     async def follow() -> None:
         row, _ = await loop.store.active_and_previous()

@@ -88,6 +88,10 @@ def start_targets(
         targets.append(start_proxy(upstream_v1, work, admin))
         cluster = cluster_for(variants, stack)
         for variant in variants:
+            if variant.refused:
+                notes.append(f"{variant.name}: {variant.refused}")
+                say(notes[-1])
+                continue
             env = variant_env(variant, cluster)
             targets.append(start_proxy(upstream_v1, work, admin, variant.name, env))
         if with_litellm:

@@ -27,6 +27,13 @@ class Variant:
     def name(self) -> str:
         return f"{self.engine}-w{self.workers}" + ("-durable" if self.durable else "")
 
+    @property
+    def refused(self) -> str | None:
+        """Why `distill serve` will not run this set-up (it is reported, not measured)."""
+        if self.engine == "duckdb" and self.workers > 1:
+            return "refused: a DuckDB file has one writing process (use PostgreSQL)"
+        return None
+
 
 def parse_variants(text: str) -> list[Variant]:
     out = []

@@ -36,3 +36,9 @@ def test_compare_variants() -> None:
     (row,) = compare_variants(cells, ["pg-w2"])
     assert row["rps_vs_default"] == 1.5 and row["p50_vs_default"] == 0.8
     assert row["p99_vs_default"] == 1.5
+
+
+def test_duckdb_with_two_workers_is_reported_as_refused() -> None:
+    (variant,) = parse_variants("duckdb:2")
+    assert variant.refused is not None and "one writing process" in variant.refused
+    assert Variant("pg", 2, False).refused is None

@@ -282,9 +282,10 @@ class Settings(BaseSettings):
         "PostgreSQL log holds it when DISTILL_DB is one, else each process counts alone.",
     )
     log_durable: bool = Field(
-        False,
+        True,
         description="Append each log row to the local journal before the response goes "
-        "out, so a SIGKILLed replica loses no acknowledged row (replayed on restart).",
+        "out, so a SIGKILLed replica loses no acknowledged row (replayed on restart). On by "
+        "default: it costs about 25 us per request (bench/overhead: within the noise).",
     )
     leader_poll_interval: float = Field(
         2.0,

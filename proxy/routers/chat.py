@@ -34,6 +34,11 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _inline(schema, defs)  # type: ignore[no-any-return]
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a distilled endpoint: each status answers OpenAI's envelope."""
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
 @router.post(
     "/v1/chat/completions",
     openapi_extra={
@@ -42,14 +47,7 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": inline_schema(ChatCompletionRequest)}},
         }
     },
-    responses={
-        400: {"model": ErrorResponse},
-        401: {"model": ErrorResponse},
-        413: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-        502: {"model": ErrorResponse},
-        504: {"model": ErrorResponse},
-    },
+    responses=error_responses(400, 401, 413, 429, 502, 504),
 )
 async def chat_completions(
     ctx: ContextDep, body: ChatBodyDep, service: ChatServiceDep, _limits: LimitDep

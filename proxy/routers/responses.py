@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from proxy.deps import ContextDep, json_object, validation_error
 from proxy.limits.http import enforce_limits
-from proxy.protocol import ErrorResponse, ResponsesRequest
-from proxy.routers.chat import inline_schema
+from proxy.protocol import ResponsesRequest
+from proxy.routers.chat import error_responses, inline_schema
 from proxy.serving.responses import ResponsesService
 
 router = APIRouter()
@@ -25,13 +25,7 @@ router = APIRouter()
             "content": {"application/json": {"schema": inline_schema(ResponsesRequest)}},
         }
     },
-    responses={
-        400: {"model": ErrorResponse},
-        401: {"model": ErrorResponse},
-        413: {"model": ErrorResponse},
-        429: {"model": ErrorResponse},
-        502: {"model": ErrorResponse},
-    },
+    responses=error_responses(400, 401, 413, 429, 502),
 )
 async def create_response(request: Request, ctx: ContextDep) -> Response:
     body: dict[str, Any] = await json_object(request)

@@ -145,12 +145,7 @@ class Upstream:
             headers=self._headers,
             timeout=timeout,
         )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"{self.name} timed out after {timeout:.1f}s") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self.name} unreachable: {type(exc).__name__}") from exc
+        response = await self._send(request, timeout)
         try:
             if response.status_code != 200:
                 content = await response.aread()
@@ -159,6 +154,15 @@ class Upstream:
             yield response
         finally:
             await response.aclose()
+
+    async def _send(self, request: httpx.Request, timeout: float) -> httpx.Response:
+        """Sends with the body unread; transport failures as the proxy's upstream errors."""
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"{self.name} timed out after {timeout:.1f}s") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{self.name} unreachable: {type(exc).__name__}") from exc
 
     @asynccontextmanager
     async def open_raw(
@@ -184,12 +188,7 @@ class Upstream:
             headers=sent,
             timeout=timeout,
         )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"{self.name} timed out after {timeout:.1f}s") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{self.name} unreachable: {type(exc).__name__}") from exc
+        response = await self._send(request, timeout)
         try:
             yield response
         finally:

@@ -433,6 +433,12 @@ class Settings(BaseSettings):
         8, ge=1, description="LoRA rank (keep <= the vLLM `--max-lora-rank`)."
     )
     train_lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    train_lora_layers: int = Field(
+        0,
+        ge=0,
+        description="LoRA on the top N transformer layers only (0: all); fewer layers make a "
+        "training step cheaper.",
+    )
     train_batch_size: int = Field(8, ge=1, description="Per-device training batch size.")
     train_max_seq_len: int = Field(
         1024, ge=16, description="Longest prompt+answer in tokens; longer rows are skipped."

@@ -120,6 +120,13 @@ class TrainConfig:
     lr: float = field(default=2e-4, metadata=_help("Learning rate (LoRA)."))
     lora_r: int = field(default=8, metadata=_help("LoRA rank (<= vLLM's --max-lora-rank)."))
     lora_alpha: int = field(default=16, metadata=_help("LoRA alpha."))
+    lora_layers: int = field(
+        default=0,
+        metadata=_help(
+            "LoRA on the top N transformer layers only (0: all). The backward pass then stops "
+            "at the lowest adapted layer, so a step costs less (see trainer/README.md)."
+        ),
+    )
     lora_dropout: float = field(default=0.05, metadata=_help("LoRA dropout."))
     batch_size: int = field(default=8, metadata=_help("Per-device batch size."))
     grad_accum: int = field(default=1, metadata=_help("Gradient accumulation steps."))
@@ -201,6 +208,7 @@ class TrainConfig:
             (self.epochs > 0, "epochs must be > 0"),
             (self.lr > 0, "lr must be > 0"),
             (self.lora_r >= 1 and self.lora_alpha >= 1, "lora_r and lora_alpha must be >= 1"),
+            (self.lora_layers >= 0, "lora_layers must be >= 0"),
             (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)"),
             (0.0 < self.label_set_min_share <= 1.0, "label_set_min_share must be in (0, 1]"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size, grad_accum must be >= 1"),
@@ -244,6 +252,7 @@ class TrainConfig:
             "lr": settings.train_lr,
             "lora_r": settings.train_lora_r,
             "lora_alpha": settings.train_lora_alpha,
+            "lora_layers": settings.train_lora_layers,
             "batch_size": settings.train_batch_size,
             "max_seq_len": settings.train_max_seq_len,
             "finish_reasons": split_csv(settings.train_finish_reasons),

@@ -23,9 +23,11 @@ FULL = {
     "retrain_every": 500,
     "concurrency": 8,
     "static_requests": 300,
-    "val_limit": 400,
+    "val_limit": 300,
     "run_timeout": 3600.0,
     "train_min_rows": 50,
+    # Rounds get longer with the rows (warm start trains on all of them): four fit in 100 min.
+    "max_rounds": 4,
 }
 QUICK = {
     "requests": 100,
@@ -40,6 +42,20 @@ QUICK = {
 }
 
 QUICK_EXTRA = {"DISTILL_TRAIN_EVAL_FRACTION": "0.25"}
+
+# The README's recommended training settings for a small student on a CPU (section
+# "Recommended settings for a CPU student"; tests/bench/test_bench_config.py keeps the two
+# equal). The learning proxy runs with them; --epochs, --no-soft-labels and --set override.
+RECOMMENDED_CPU = {
+    "DISTILL_TRAIN_LR": "3e-3",
+    "DISTILL_TRAIN_LORA_R": "16",
+    "DISTILL_TRAIN_LORA_ALPHA": "16",
+    "DISTILL_TRAIN_LORA_LAYERS": "15",
+    "DISTILL_TRAIN_EPOCHS": "1",
+    "DISTILL_TRAIN_KD_ALPHA": "0",
+    "DISTILL_TRAIN_WARM_START": "true",
+    "DISTILL_TRAIN_PRUNE_PROMPT": "true",
+}
 
 
 @dataclass(slots=True)
@@ -191,6 +207,7 @@ def proxy_env(
 ) -> dict[str, str]:
     """DISTILL_* settings of one proxy; `role` is "learning" or "static" (never retrains)."""
     env = {
+        **RECOMMENDED_CPU,
         "DISTILL_TEACHER_URL": teacher_v1,
         "DISTILL_TEACHER_MODEL": "replay-teacher",
         "DISTILL_TEACHER_API_KEY": teacher_key,
@@ -199,7 +216,6 @@ def proxy_env(
         "DISTILL_DATA_DIR": str(s.work_dir / role / "data"),
         "DISTILL_CONFIDENCE_SCORER": s.scorer,
         "DISTILL_TRAIN_MIN_ROWS": str(s.train_min_rows),
-        "DISTILL_TRAIN_KD_ALPHA": "0.5" if s.soft_labels else "0",
         # The 77-label system prompt is ~640 tokens: learnt into the adapter, not re-read.
         "DISTILL_TRAIN_PRUNE_PROMPT": "true" if s.prune_prompt else "false",
         "DISTILL_TEACHER_TOP_LOGPROBS": "5",
@@ -213,6 +229,8 @@ def proxy_env(
     if role == "static" or s.target_agreement is None:
         # Static mode is the opt-in: setting a threshold turns calibration off.
         env["DISTILL_CONFIDENCE_THRESHOLD"] = str(s.static_threshold)
+    if not s.soft_labels:
+        env["DISTILL_TRAIN_KD_ALPHA"] = "0"
     if s.train_epochs is not None:
         env["DISTILL_TRAIN_EPOCHS"] = str(s.train_epochs)
     if role == "learning":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.banking77.config import parse_settings, proxy_env
+from bench.banking77.config import RECOMMENDED_CPU, parse_settings, proxy_env
 from bench.overhead.targets import proxy_env as overhead_env
 from proxy.settings import Settings
 
@@ -24,7 +24,7 @@ def _known(env: dict[str, str]) -> None:
 
 def test_presets() -> None:
     full, quick = parse_settings([]), parse_settings(["--quick"])
-    assert (full.requests, full.retrain_every, full.max_rounds) == (3000, 500, None)
+    assert (full.requests, full.retrain_every, full.max_rounds) == (3000, 500, 4)
     assert quick.requests <= 100 and quick.max_rounds == 1
     assert quick.out_dir != full.out_dir  # a smoke run never overwrites committed results
     assert parse_settings(["--quick", "--requests", "60"]).requests == 60
@@ -66,3 +66,14 @@ def test_overhead_env_is_known_to_the_proxy(tmp_path: Path) -> None:
     env = overhead_env("http://127.0.0.1:1/v1", tmp_path, "admin", "sk-client")
     _known(env)
     assert float(env["DISTILL_CONFIDENCE_THRESHOLD"]) < -100
+
+
+def test_recommended_cpu_settings_are_the_readmes() -> None:
+    """The benchmark runs with the README's recommended CPU-student settings, verbatim."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- cpu-student:start -->")[1].split("<!-- cpu-student:end -->")[0]
+    lines = [ln for ln in block.splitlines() if "=" in ln]
+    documented = dict(ln.strip().split("=", 1) for ln in lines)
+    assert documented == RECOMMENDED_CPU
+    env = _env([], "learning")
+    assert {k: env[k] for k in RECOMMENDED_CPU} == RECOMMENDED_CPU

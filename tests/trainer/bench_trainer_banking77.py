@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--base-rows", type=int, default=0, help="eval rows for the base model")
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-layers", type=int, default=0, help="top N layers only (0: all)")
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--cpu-bf16", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--extra", action="store_true", help="also the extra evaluations")
     p.add_argument("--out", type=Path, required=True)
@@ -117,8 +119,9 @@ def main() -> None:
         lr=args.lr,
         lora_r=args.lora_r,
         lora_alpha=args.lora_r,
+        lora_layers=args.lora_layers,
         cpu_bf16={"auto": None, "on": True, "off": False}[args.cpu_bf16],
-        batch_size=8,
+        batch_size=args.batch_size,
         max_seq_len=2048,
     )
     started = time.monotonic()
@@ -135,6 +138,8 @@ def main() -> None:
         "pruned": args.prune,
         "lr": args.lr,
         "lora_r": args.lora_r,
+        "lora_layers": args.lora_layers,
+        "batch_size": args.batch_size,
         "cpu_bf16": args.cpu_bf16,
         "steps": tr["steps"],
         "train_seconds": tr["train_seconds"],

@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     vllm_kvcache_gb: int = Field(
         2, ge=1, description="KV-cache size in GiB for the CPU build (VLLM_CPU_KVCACHE_SPACE)."
     )
+    vllm_cpu_reserved_cores: int | None = Field(
+        None,
+        ge=0,
+        description="Cores the CPU build keeps free of model compute for its API process "
+        "(VLLM_CPU_NUM_OF_RESERVED_CPU). Unset: vLLM's choice (1), so on 2 cores the model "
+        "decodes on one; 0: on all cores.",
+    )
     vllm_max_model_len: int = Field(
         2048, ge=128, description="Context length of the embedded vLLM (--max-model-len)."
     )
@@ -535,6 +542,13 @@ class Settings(BaseSettings):
     )
     train_timeout: float = Field(
         12 * 3600.0, gt=0, description="Seconds a training run may take before it is killed."
+    )
+    train_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness of the training process: serving on the same cores keeps priority "
+        "(on a 2-core CPU a run beside traffic doubled the student's latency at 0). 0: equal.",
     )
     trainer_command: str | None = Field(
         None,

@@ -197,7 +197,6 @@ class Calibrator:
             }
         return out
 
-
     def status(self) -> dict[str, Any]:
         """The serving version's calibration in a few fields (distill stats, dashboard)."""
         s = self._settings

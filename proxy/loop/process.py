@@ -17,13 +17,21 @@ KILL_GRACE_S = 10.0
 
 
 async def spawn(
-    cmd: list[str], log_path: Path, cwd: Path | None = None
+    cmd: list[str], log_path: Path, cwd: Path | None = None, nice: int = 0
 ) -> asyncio.subprocess.Process:
+    """Starts `cmd` in a new session; `nice` lowers its priority (its children inherit it)."""
     with log_path.open("ab") as out:
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True, cwd=cwd,
         )  # fmt: skip
+    if nice:
+        # From the parent, right after the exec: preexec_fn is unsafe in a threaded server,
+        # and the trainer starts no child of its own this early.
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, min(19, own + nice))
+    return proc
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:

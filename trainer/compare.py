@@ -89,7 +89,8 @@ def compare_models(
     results: dict[str, Any] = {"eval_rows": len(rows), "max_new_tokens": max_new}
     for role, (adapter, served) in targets.items():
         scored = rows[: cfg.eval_base_max_rows] if role == "base" else rows
-        if (role == "incumbent" and incumbent is None) or not scored:
+        skip_incumbent = incumbent is None or not cfg.eval_incumbent
+        if (role == "incumbent" and skip_incumbent) or not scored:
             results[role] = None
             continue
         with _backend(role, base_model, adapter, server, run_id) as backend:

@@ -167,6 +167,13 @@ class TrainConfig:
     eval_top_logprobs: int = field(
         default=5, metadata=_help("Top-k logprobs per generated eval token (confidence scorers).")
     )
+    eval_incumbent: bool = field(
+        default=True,
+        metadata=_help(
+            "Score the incumbent adapter on the eval split too. The proxy turns it off: its "
+            "promotion gate measures the incumbent itself, through the serving vLLM."
+        ),
+    )
     eval_base_max_rows: int = field(
         default=50,
         metadata=_help(

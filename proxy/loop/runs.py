@@ -123,7 +123,9 @@ class RunManager:
         `ValueError` for bad config overrides."""
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
-        config = TrainConfig.from_settings(self._settings, **(overrides or {})).to_dict()
+        # The promotion gate measures the incumbent itself: the trainer need not.
+        values = {"eval_incumbent": False, **(overrides or {})}
+        config = TrainConfig.from_settings(self._settings, **values).to_dict()
         running = self._current
         if running is not None:
             skipped = new_run_id()

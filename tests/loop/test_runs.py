@@ -63,7 +63,10 @@ def test_the_trainer_gets_snapshot_config_and_serving_context(
             .fetchone()
         )
         assert snapshot == (4,)
-        assert json.loads(Path(value["--config-json"]).read_text())["epochs"] == 1.0
+        config = json.loads(Path(value["--config-json"]).read_text())
+        assert config["epochs"] == 1.0
+        # the promotion gate measures the incumbent: the trainer does not
+        assert config["eval_incumbent"] is False
         assert value["--eval-url"] == "http://student.test/v1"
         assert value["--eval-model"] == "student-base"
         assert "--incumbent-adapter" not in argv  # the base model serves: no adapter yet

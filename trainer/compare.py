@@ -86,11 +86,12 @@ def compare_models(
         "incumbent": (incumbent, served_as_of(incumbent)),
         "base": (None, ServedAs()),
     }
-    results: dict[str, Any] = {"eval_rows": len(rows), "max_new_tokens": max_new}
+    if incumbent is None or not cfg.eval_incumbent:
+        del targets["incumbent"]
+    results: dict[str, Any] = {"eval_rows": len(rows), "max_new_tokens": max_new, "incumbent": None}
     for role, (adapter, served) in targets.items():
         scored = rows[: cfg.eval_base_max_rows] if role == "base" else rows
-        skip_incumbent = incumbent is None or not cfg.eval_incumbent
-        if (role == "incumbent" and skip_incumbent) or not scored:
+        if not scored:
             results[role] = None
             continue
         with _backend(role, base_model, adapter, server, run_id) as backend:

@@ -124,7 +124,7 @@ class TrainConfig:
         default=0,
         metadata=_help(
             "LoRA on the top N transformer layers only (0: all). The backward pass then stops "
-            "at the lowest adapted layer, so a step costs less (see trainer/README.md)."
+            "at the lowest adapted layer, so a step costs less (see trainer.sft.top_layers)."
         ),
     )
     lora_dropout: float = field(default=0.05, metadata=_help("LoRA dropout."))

@@ -216,8 +216,6 @@ def proxy_env(
         "DISTILL_DATA_DIR": str(s.work_dir / role / "data"),
         "DISTILL_CONFIDENCE_SCORER": s.scorer,
         "DISTILL_TRAIN_MIN_ROWS": str(s.train_min_rows),
-        # The 77-label system prompt is ~640 tokens: learnt into the adapter, not re-read.
-        "DISTILL_TRAIN_PRUNE_PROMPT": "true" if s.prune_prompt else "false",
         "DISTILL_TEACHER_TOP_LOGPROBS": "5",
         "DISTILL_TEACHER_DEFAULT_PRICE": json.dumps({"input": s.price_in, "output": s.price_out}),
         "DISTILL_STUDENT_PRICE_PER_1M": str(s.student_price),
@@ -231,6 +229,8 @@ def proxy_env(
         env["DISTILL_CONFIDENCE_THRESHOLD"] = str(s.static_threshold)
     if not s.soft_labels:
         env["DISTILL_TRAIN_KD_ALPHA"] = "0"
+    if not s.prune_prompt:  # the 77-label system prompt (~640 tokens) re-read every time
+        env["DISTILL_TRAIN_PRUNE_PROMPT"] = "false"
     if s.train_epochs is not None:
         env["DISTILL_TRAIN_EPOCHS"] = str(s.train_epochs)
     if role == "learning":

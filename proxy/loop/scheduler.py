@@ -125,9 +125,8 @@ def _trainer_args(state: Any, promoter: Promoter) -> list[str]:
         args += ["--incumbent-adapter", str(adapter)]
     urls, base_name = _replica_urls(state), _base_name(state)
     if urls and base_name and state.pool.available():
+        # No --eval-incumbent-model: runs skip the incumbent (the gate measures it).
         args += ["--eval-url", urls[0], "--eval-model", base_name]
-        if current.version != "base":
-            args += ["--eval-incumbent-model", current.name]
     return args
 
 

@@ -119,6 +119,7 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.scrubber = scrubber_from_settings(settings)
     state.feedback = build_feedback(settings, state.writer, state.keys)
     state.sink = build_sink(settings, state.writer.submit, state.limiter.settle)
+    cpu_student = _embedded_cpu_student(settings)
     state.chat = ChatService(
         settings,
         state.pool,
@@ -127,7 +128,8 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
         sink=state.sink,
         observer=state.observer,
         shadow=ShadowSampler(settings.effective_shadow_rate, settings.shadow_budget_per_hour),
-        student_cap=settings.student_token_cap(cpu_student=_embedded_cpu_student(settings)),
+        student_cap=settings.student_token_cap(cpu_student=cpu_student),
+        background_max=settings.background_cap(cpu_student=cpu_student),
     )
     state.passthrough = PassthroughService(settings, state.teacher, state.sink, state.observer)
     state.responses = ResponsesService(state.chat, state.passthrough)

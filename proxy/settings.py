@@ -39,6 +39,10 @@ PASSTHROUGH_ENDPOINTS: tuple[str, ...] = (
 # A 135M student on 2 CPU cores makes roughly 20 tokens/s: 256 tokens stay well inside
 # the 30 s student timeout, 600 do not.
 CPU_STUDENT_MAX_TOKENS = 256
+# Background answers (cold start) queue on the same vLLM: on one CPU core 32 of them took
+# past the 30 s timeout in the Banking77 run; 4 keep the queue inside it.
+CPU_STUDENT_BACKGROUND_MAX = 4
+GPU_STUDENT_BACKGROUND_MAX = 32
 DB_FILE_NAME = "distill.duckdb"
 ScorerName = Literal["mean_logprob", "min_prob", "mean_entropy"]
 
@@ -111,11 +115,13 @@ class Settings(BaseSettings):
         "cap cut short (finish_reason `length`) is not served as confident: the teacher answers "
         "(reason `student_truncated`).",
     )
-    student_background_max: int = Field(
-        32,
+    student_background_max: int | None = Field(
+        None,
         ge=0,
         description="Most student answers generated in the background (uncalibrated cold "
-        "start, logged beside the teacher's) at once; beyond it they are skipped and counted.",
+        "start, logged beside the teacher's) at once; beyond it they are skipped and counted. "
+        f"Unset: {CPU_STUDENT_BACKGROUND_MAX} when `distill serve` runs the student on CPU (a "
+        f"deeper queue on one core outlasts student_timeout), else {GPU_STUDENT_BACKGROUND_MAX}.",
     )
     unsupported_features: str = Field(
         "tools,functions,images,audio",
@@ -582,6 +588,15 @@ class Settings(BaseSettings):
         description="Fewest (student, teacher) pairs at or above a threshold for it to count "
         "as calibrated; below it the student serves nothing (calibration mode).",
     )
+    calibration_hysteresis: float = Field(
+        0.02,
+        ge=0,
+        lt=0.5,
+        description="A version already serving keeps serving while its agreement lower bound "
+        "stays above target_agreement minus this (status `held`), so fresh pairs that nudge the "
+        "bound a hair under the target do not switch it off and on. 0: every recalibration "
+        "applies the target itself.",
+    )
     calibration_confidence: float = Field(
         0.95,
         gt=0.5,
@@ -670,6 +685,12 @@ class Settings(BaseSettings):
         if self.shadow_rate is not None:
             return self.shadow_rate
         return 0.1 if self.calibration_mode else 0.0
+
+    def background_cap(self, *, cpu_student: bool) -> int:
+        """Most background student answers in flight (see student_background_max)."""
+        if self.student_background_max is not None:
+            return self.student_background_max
+        return CPU_STUDENT_BACKGROUND_MAX if cpu_student else GPU_STUDENT_BACKGROUND_MAX
 
     def student_token_cap(self, *, cpu_student: bool) -> int | None:
         """The max_tokens cap of student calls (see student_max_tokens); None: no cap."""

@@ -70,7 +70,8 @@ class Calibration:
     """The chosen threshold and its evidence (shown by GET /admin/calibration)."""
 
     status: str
-    """`calibrated`, `not_enough_pairs` or `target_not_reached`."""
+    """`calibrated`, `not_enough_pairs` or `target_not_reached`; `held` (`Calibrator`): a
+    serving version below the target but within the hysteresis keeps its threshold."""
     threshold: float | None
     target: float
     level: float

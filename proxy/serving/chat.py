@@ -71,10 +71,15 @@ class ChatService:
         observer: RequestObserver,
         shadow: ShadowSampler,
         student_cap: int | None = None,
+        background_max: int | None = None,
     ) -> None:
         self.settings = settings
         self.student_cap = student_cap
         """max_tokens cap of student calls (`Settings.student_token_cap`)."""
+        self.background_max = (
+            settings.background_cap(cpu_student=False) if background_max is None else background_max
+        )
+        """Most background student answers in flight (`Settings.background_cap`)."""
         self.pool = pool
         self.teacher = teacher
         self.active = active
@@ -125,7 +130,11 @@ class ChatService:
         return self.settings.confidence_threshold
 
     def _ask(
-        self, body: dict[str, Any], version: StudentVersion, force: bool = False
+        self,
+        body: dict[str, Any],
+        version: StudentVersion,
+        force: bool = False,
+        background: bool = False,
     ) -> Coroutine[Any, Any, Any]:
         return ask_student(
             self.pool,
@@ -136,6 +145,7 @@ class ChatService:
             top_logprobs=self.settings.student_top_logprobs,
             max_tokens=self.student_cap,
             force=force,
+            background=background,
         )
 
     async def decide(
@@ -151,10 +161,10 @@ class ChatService:
             # Cold start: an uncalibrated student serves nothing, but its answer is
             # still logged beside the teacher's (the pair calibration needs), unless the
             # student is already that far behind: an unbounded backlog only delays the log.
-            if self._pending_students >= self.settings.student_background_max:
+            if self._pending_students >= self.background_max:
                 self._observer.on_upstream_error("student", "background_skipped")
                 return Decision(False, "uncalibrated", version=version)
-            task = asyncio.ensure_future(self._ask(body, version))
+            task = asyncio.ensure_future(self._ask(body, version, background=True))
             self._pending_students += 1
             task.add_done_callback(self._student_done)
             return Decision(False, "uncalibrated", version=version, pending_student=task)

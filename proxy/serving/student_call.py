@@ -129,7 +129,11 @@ async def ask_student(
     top_logprobs: int,
     max_tokens: int | None,
     force: bool = False,
+    background: bool = False,
 ) -> StudentAnswer | StudentFailure:
+    """One student answer, scored. A `background` answer (cold start, nobody waits for it)
+    that times out does not count against the breaker: it waited behind other answers, which
+    says the student is busy, not failing; refused connections and errors still count."""
     endpoint = pool.pick(force)
     if endpoint is None:
         return StudentFailure("student_down", ServiceUnavailable(pool.reason()))
@@ -138,7 +142,8 @@ async def ask_student(
     try:
         result = await endpoint.upstream.chat(request, timeout)
     except UpstreamTimeout as exc:
-        endpoint.breaker.failure()
+        if not background:
+            endpoint.breaker.failure()
         return StudentFailure("student_timeout", exc)
     except UpstreamError as exc:
         endpoint.breaker.failure()

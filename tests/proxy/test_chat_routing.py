@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -192,6 +193,38 @@ def test_failing_student_opens_the_breaker(make_proxy: Any) -> None:
         assert len(h.student.requests) == 3
         ready = httpx.get(f"{h.url}/readyz")
         assert ready.status_code == 503 and "breaker" in ready.json()["reasons"][0]
+
+
+def test_background_timeouts_do_not_open_the_breaker(make_proxy: Any) -> None:
+    # Cold start: the student's answers are background work nobody waits for; timing out
+    # behind each other means busy, not broken, so the breaker stays closed...
+    student = FakeUpstream(script=[hang(5)] * 4, default_text="Paris")
+    with make_proxy(
+        student=student, target_agreement=0.9, student_timeout=0.2, breaker_failures=2
+    ) as h:
+        for _ in range(4):
+            assert create(h.client()).headers["x-distill-reason"] == "uncalibrated"
+        deadline = time.monotonic() + 5
+        while len(h.rows()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # each row is written once its background answer gave up
+        assert len(h.rows()) == 4 and all(r["student_text"] is None for r in h.rows())
+        assert h.app.state.pool.available()
+        # ...while a request that waits for the student still counts its timeouts.
+    with make_proxy(
+        student=FakeUpstream(script=[hang(5)] * 2), student_timeout=0.2, breaker_failures=2
+    ) as h:
+        reasons = [create(h.client()).headers["x-distill-reason"] for _ in range(3)]
+        assert reasons == ["student_timeout"] * 2 + ["student_down"]
+
+
+def test_background_answers_in_flight_are_capped(make_proxy: Any) -> None:
+    student = FakeUpstream(script=[hang(1)] * 2, default_text="Paris")
+    with make_proxy(student=student, target_agreement=0.9, student_background_max=2) as h:
+        for _ in range(4):
+            assert create(h.client()).headers["x-distill-reason"] == "uncalibrated"
+        assert h.app.state.chat.background_max == 2
+        metrics = httpx.get(f"{h.url}/metrics").text
+        assert 'kind="background_skipped",upstream="student"} 2.0' in metrics
 
 
 def test_forced_student_passes_an_open_breaker_and_closes_it(make_proxy: Any) -> None:

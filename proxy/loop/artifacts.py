@@ -36,6 +36,12 @@ class EvalRow:
     id: str
     body: dict[str, Any]
     reference: str
+    teacher: str | None = None
+    """The teacher's own answer when `reference` is a user's correction (a gold row)."""
+
+    @property
+    def gold(self) -> bool:
+        return self.teacher is not None
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -176,11 +182,12 @@ def load_rows(snapshot: Path, ids: list[str], max_tokens: int) -> list[EvalRow]:
     for row_id in ids:
         if row_id not in by_id:
             continue
-        _, request_json, reference = by_id[row_id]
-        reference = gold.get(row_id, reference)
+        _, request_json, teacher_text = by_id[row_id]
+        reference = gold.get(row_id, teacher_text)
         request = json.loads(request_json) if request_json else None
         if isinstance(request, dict) and reference:
-            rows.append(EvalRow(row_id, request_body(request, max_tokens), reference))
+            teacher = (teacher_text or "") if row_id in gold else None
+            rows.append(EvalRow(row_id, request_body(request, max_tokens), reference, teacher))
     return rows
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from proxy.loop.artifacts import EvalRow
+from proxy.loop.artifacts import EvalRow, read_json
 from proxy.loop.calibration import (
     METHOD,
     Calibration,
@@ -207,6 +207,11 @@ class Calibrator:
                 "scorer": scorer_of(version, s),
                 "evidence": evidence.to_dict() if evidence else None,
                 "summary": describe(evidence) if self.enabled else "static threshold",
+                # Agreement counts the teacher's mistakes; gold rows (users' corrections,
+                # measured at promotion) show how often each of the two was right.
+                "gold": read_json(self._runs_dir() / version.version / "promotion.json").get(
+                    "gold"
+                ),
             }
         return out
 

@@ -22,6 +22,7 @@ from proxy.serving.records import first_text
 from proxy.serving.student_call import student_body
 from proxy.serving.student_state import StudentVersion
 from proxy.upstream.students import StudentEndpoint, StudentPool
+from trainer.feedback import accuracy, teacher_gold_accuracy
 
 PROBE = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
 
@@ -138,3 +139,18 @@ async def evaluate(
             f"{version.name} failed {result.errors} of {result.n} eval requests (first: {first})"
         )
     return result
+
+
+def gold_accuracy(rows: Sequence[EvalRow], items: Sequence[EvalItem]) -> dict[str, Any] | None:
+    """The version's and the teacher's accuracy on the gold rows among `rows` (users'
+    corrections), with 95% Wilson intervals; None without gold rows. Next to the agreement
+    with the teacher it shows how often the teacher itself is wrong."""
+    gold = {r.id: r for r in rows if r.gold}
+    if not gold:
+        return None
+    scored = {i.id: i for i in items if i.id in gold and i.error is None}
+    return {
+        "rows": len(gold),
+        "student": accuracy(1.0 if i.agree else 0.0 for i in scored.values()).to_dict(),
+        "teacher": teacher_gold_accuracy((r.teacher, r.reference) for r in gold.values()).to_dict(),
+    }

@@ -23,7 +23,13 @@ from typing import Any
 
 from proxy.loop.artifacts import RunArtifacts, load_regression_set
 from proxy.loop.calibrator import Calibrator, save_eval_pairs
-from proxy.loop.evaluate import EvalResult, EvalSettings, check_answers, evaluate
+from proxy.loop.evaluate import (
+    EvalResult,
+    EvalSettings,
+    check_answers,
+    evaluate,
+    gold_accuracy,
+)
 from proxy.loop.lora import LoraAdmin, LoraError
 from proxy.loop.store import LoopStore, VersionRow, utcnow
 from proxy.serving.student_state import ActiveStudent, StudentVersion
@@ -161,6 +167,8 @@ class Promoter:
             "candidate": cand.summary(),
             "incumbent": inc.summary(),
             "calibration_set": cal.summary() if cal_rows else None,
+            # Gold rows go to the held-out side first: eval and calibration pooled.
+            "gold": gold_accuracy([*rows, *cal_rows], [*cand.items, *cal.items]),
             "margin": self._settings.promotion_margin,
             "trainer_report": artifacts.trainer_summary(),
         }

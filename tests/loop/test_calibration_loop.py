@@ -148,3 +148,25 @@ def test_static_mode_reports_the_fixed_threshold(loop_proxy: LoopFactory) -> Non
         report = _calibration(lh)
         assert report["mode"] == "static" and report["threshold"] == -0.7
         assert report["versions"]["base"]["evidence"] is None
+
+
+def test_the_gate_and_calibration_report_gold_accuracy(loop_proxy: LoopFactory) -> None:
+    with loop_proxy(target_agreement=0.7, calibration_min_pairs=5) as lh:
+        responses = lh.traffic(10)
+        ids = [r.headers["x-request-id"] for r in responses]
+        # Users confirm one teacher answer and correct another (the teacher said "positive").
+        for request_id, correction in ((ids[0], "positive"), (ids[2], "negative")):
+            resp = lh.admin(
+                "POST", "/v1/feedback", json={"request_id": request_id, "correction": correction}
+            )
+            assert resp.status_code == 200, resp.text
+        lh.h.flush()
+        run = lh.wait_run(lh.start_run())
+        assert run["status"] == "promoted", run["reason"]
+        gold = run["metrics_json"]["gold"]
+        assert gold["rows"] == 2
+        assert gold["teacher"]["accuracy"] == 0.5 and gold["teacher"]["n"] == 2
+        # The adapter answers like the teacher: right where the teacher was, wrong elsewhere.
+        assert gold["student"]["accuracy"] == 0.5
+        assert gold["student"]["low"] < 0.5 < gold["student"]["high"]
+        assert _calibration(lh)["versions"][run["id"]]["gold"] == gold

@@ -486,6 +486,15 @@ class Settings(BaseSettings):
         "on; the next hash buckets after the eval split): every promoted version is scored on "
         "all of it, so its evidence grows with the traffic. 0: calibrate on the eval split.",
     )
+    train_gold_holdout_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of gold rows (users' corrections, POST /v1/feedback) held out for "
+        "evaluation and calibration, where they measure the student and the teacher against "
+        "the truth; the rest train with the correction as label. Gold rows go to the held-out "
+        "side first; a pure function of the prompt hash, like every split. 1: none trains.",
+    )
     train_calibration_max_rows: int = Field(
         2000, ge=1, description="Most calibration rows (the newest) scored per promotion."
     )

@@ -75,6 +75,16 @@ class TrainConfig:
             "to set the serving threshold. 0: none (the proxy calibrates on the eval split)."
         ),
     )
+    gold_holdout_fraction: float = field(
+        default=0.5,
+        metadata=_help(
+            "Share of gold rows' prompt hashes held out (eval and calibration, in their usual "
+            "proportion): gold rows go to the held-out side first, the rest train with the "
+            "correction as label. The hash buckets right after the held-out ones count as "
+            "held out for gold rows, so the choice is still a pure function of the prompt. At "
+            "or below eval_fraction + calibration_fraction: no extra holdout; 1: none trains."
+        ),
+    )
     calibration_max_rows: int = field(
         default=2000, metadata=_help("Most calibration rows listed per run (the newest).")
     )
@@ -207,6 +217,7 @@ class TrainConfig:
                 "calibration_fraction must be in [0, 1 - eval_fraction)",
             ),
             (self.calibration_max_rows >= 1, "calibration_max_rows must be >= 1"),
+            (0.0 <= self.gold_holdout_fraction <= 1.0, "gold_holdout_fraction must be in [0, 1]"),
             (self.eval_max_rows >= self.min_eval_rows, "eval_max_rows must be >= min_eval_rows"),
             (0.0 < self.prune_min_share <= 1.0, "prune_min_share must be in (0, 1]"),
             (self.prune_min_chars >= 1, "prune_min_chars must be >= 1"),
@@ -277,6 +288,7 @@ class TrainConfig:
             "eval_max_rows": settings.train_eval_max_rows,
             "calibration_fraction": settings.train_calibration_fraction,
             "calibration_max_rows": settings.train_calibration_max_rows,
+            "gold_holdout_fraction": settings.train_gold_holdout_fraction,
             "eval_base_max_rows": settings.train_eval_base_max_rows,
             "cpu_bf16": settings.train_cpu_bf16,
             "seed": settings.train_seed,

@@ -153,14 +153,24 @@ def is_eval(prompt_hash: str, eval_fraction: float) -> bool:
     return split_bucket(prompt_hash) < round(eval_fraction * SPLIT_BUCKETS)
 
 
-def split_of(prompt_hash: str, cfg: TrainConfig) -> str:
-    """``eval``, ``calibration`` or ``train``: a pure function of the prompt hash, so a prompt
-    keeps its side across runs and the held-out sides grow with the traffic."""
+def split_of(prompt_hash: str, cfg: TrainConfig, gold: bool = False) -> str:
+    """``eval``, ``calibration`` or ``train``: a pure function of the prompt hash (and whether
+    the row is gold), so a prompt keeps its side across runs and the held-out sides grow with
+    the traffic.
+
+    Gold rows go to the held-out side first: the train buckets right after the held-out ones,
+    up to `gold_holdout_fraction`, hold gold rows out too, shared between eval and calibration
+    in their usual proportion. A row that becomes gold can thus only move from train to the
+    held-out side, never back."""
     bucket = split_bucket(prompt_hash)
     eval_end = round(cfg.eval_fraction * SPLIT_BUCKETS)
+    held_end = eval_end + round(cfg.calibration_fraction * SPLIT_BUCKETS)
+    if gold and held_end <= bucket < round(cfg.gold_holdout_fraction * SPLIT_BUCKETS):
+        extra = round(cfg.gold_holdout_fraction * SPLIT_BUCKETS) - held_end
+        bucket = (bucket - held_end) * held_end // extra
     if bucket < eval_end:
         return "eval"
-    if bucket < eval_end + round(cfg.calibration_fraction * SPLIT_BUCKETS):
+    if bucket < held_end:
         return "calibration"
     return "train"
 
@@ -266,7 +276,7 @@ def _split(rows: list[TrainRow], cfg: TrainConfig, counts: Counter[str]) -> Data
     closed_set = detect_closed_set([r.completion for r in rows], cfg.closed_set_max)
     sides: dict[str, list[TrainRow]] = {"eval": [], "calibration": [], "train": []}
     for row in rows:  # newest first: each cap keeps the newest
-        sides[split_of(row.prompt_hash, cfg)].append(row)
+        sides[split_of(row.prompt_hash, cfg, row.gold)].append(row)
     train, eval_rows, calibration = sides["train"], sides["eval"], sides["calibration"]
     if len(train) > cfg.max_rows:
         counts["over_max_rows"] = len(train) - cfg.max_rows

@@ -127,7 +127,9 @@ def gold_summary(
         "gold_train_rows": sum(1 for r in rows_train if r.gold),
         "gold_eval_rows": sum(1 for r in rows_eval if r.gold),
         "gold_calibration_rows": sum(1 for r in rows_calibration if r.gold),
-        "corrected_rows": sum(1 for r in gold if r.teacher_answer != r.completion),
+        "corrected_rows": sum(
+            1 for r in gold if r.teacher_answer is not None and r.teacher_answer != r.completion
+        ),
         "teacher_gold_accuracy": teacher_gold_accuracy(
             (r.teacher_answer, r.completion) for r in gold
         ).to_dict(),

@@ -36,12 +36,11 @@ class EvalRow:
     id: str
     body: dict[str, Any]
     reference: str
+    gold: bool = False
+    """`reference` is a user's correction (or confirmation), not the teacher's answer."""
     teacher: str | None = None
-    """The teacher's own answer when `reference` is a user's correction (a gold row)."""
-
-    @property
-    def gold(self) -> bool:
-        return self.teacher is not None
+    """The teacher's own answer on a gold row (None: it never answered, e.g. the student
+    served and a user corrected that)."""
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -186,8 +185,11 @@ def load_rows(snapshot: Path, ids: list[str], max_tokens: int) -> list[EvalRow]:
         reference = gold.get(row_id, teacher_text)
         request = json.loads(request_json) if request_json else None
         if isinstance(request, dict) and reference:
-            teacher = (teacher_text or "") if row_id in gold else None
-            rows.append(EvalRow(row_id, request_body(request, max_tokens), reference, teacher))
+            body = request_body(request, max_tokens)
+            is_gold = row_id in gold
+            rows.append(
+                EvalRow(row_id, body, reference, is_gold, teacher_text if is_gold else None)
+            )
     return rows
 
 

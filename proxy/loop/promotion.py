@@ -167,7 +167,7 @@ class Promoter:
             "candidate": cand.summary(),
             "incumbent": inc.summary(),
             "calibration_set": cal.summary() if cal_rows else None,
-            # Gold rows go to the held-out side first: eval and calibration pooled.
+            # Gold rows are held out first (`gold_holdout_fraction`): both splits pooled.
             "gold": gold_accuracy([*rows, *cal_rows], [*cand.items, *cal.items]),
             "margin": self._settings.promotion_margin,
             "trainer_report": artifacts.trainer_summary(),

@@ -12,12 +12,14 @@ import httpx
 import pytest
 
 from proxy.logstore.snapshot import export_snapshot
+from proxy.loop.artifacts import EvalRow
+from proxy.loop.evaluate import EvalItem, gold_accuracy
 from proxy.settings import Settings
 from tests.trainer.trainer_rows import build_row, write_snapshot
 from trainer.backends import Generation
 from trainer.cli import train_command
 from trainer.config import TrainConfig
-from trainer.dataset import TrainRow, is_eval, select_dataset
+from trainer.dataset import TrainRow, is_eval, select_dataset, split_of
 from trainer.evaluate import ServedAs, evaluate_model
 from trainer.feedback import gold_lines, teacher_gold_accuracy
 from trainer.report import summary_lines
@@ -79,7 +81,8 @@ def test_bad_rows_are_excluded_and_corrections_are_gold_labels(
     assert rows["req-099"].completion == "Marseille" and rows["req-099"].gold
     assert not rows["req-005"].gold and rows["req-005"].completion == TEACHER
     feedback = selection.summary()["feedback"]
-    assert feedback["gold_rows"] == 3 and feedback["corrected_rows"] == 2
+    # Only req-001 corrected an answer of the teacher (req-099 had none to correct).
+    assert feedback["gold_rows"] == 3 and feedback["corrected_rows"] == 1
     assert feedback["gold_train_rows"] + feedback["gold_eval_rows"] == 3
     # The teacher was right on one of the two gold rows it answered.
     assert feedback["teacher_gold_accuracy"]["n"] == 2
@@ -90,10 +93,10 @@ def test_dry_run_counts_feedback(fed_back: tuple[Path, Path], tmp_path: Path) ->
     settings = Settings(db=fed_back[1], data_dir=tmp_path / "data", train_min_rows=2)
     lines: list[str] = []
     # 13 rows are below the default minimum of eval rows: exit 2, but the counts show.
-    assert train_command(settings, None, True, echo=lines.append) in (0, 2)
+    assert train_command(settings, None, True, echo=lines.append) == 2
     out = "\n".join(lines)
     assert "rated_bad 2" in out
-    assert "feedback: 2 rows rated bad excluded; 3 gold rows (2 corrected the teacher" in out
+    assert "feedback: 2 rows rated bad excluded; 3 gold rows (1 corrected the teacher" in out
     assert "teacher accuracy on gold rows: 0.500" in out
 
 
@@ -218,3 +221,40 @@ def test_report_shows_the_weakest_labels_of_a_closed_set_task() -> None:
     lines = weak_label_lines({"candidate": result})
     assert lines[0] == "weakest labels (candidate): top_up 0.00 (n=1), lost_card 0.50 (n=2)"
     assert lines[1] == "labels the candidate never answered (1): top_up"
+
+
+def test_gold_rows_go_to_the_held_out_side_first() -> None:
+    hashes = [f"prompt-{i}" for i in range(4000)]
+    cfg = TrainConfig()  # eval 10%, calibration 15%, gold held out 50%
+
+    def sides(gold: bool, c: TrainConfig = cfg) -> list[str]:
+        return [split_of(h, c, gold) for h in hashes]
+
+    plain, gold = sides(False), sides(True)
+    held = [s != "train" for s in gold]
+    assert 0.46 < sum(held) / len(hashes) < 0.54
+    # A prompt held out as a plain row stays on its side when it becomes gold; the extra
+    # gold holdout keeps eval and calibration in their usual proportion.
+    assert all(g == p for p, g in zip(plain, gold, strict=True) if p != "train")
+    moved = [g for p, g in zip(plain, gold, strict=True) if p == "train" and g != "train"]
+    assert 0.3 < moved.count("eval") / len(moved) < 0.5
+    # At or below the plain held-out share nothing changes; at 1 no gold row trains.
+    assert sides(True, TrainConfig(gold_holdout_fraction=0.2)) == plain
+    assert "train" not in sides(True, TrainConfig(gold_holdout_fraction=1.0))
+    with pytest.raises(ValueError, match="gold_holdout_fraction"):
+        TrainConfig(gold_holdout_fraction=1.5)
+
+
+def test_gate_gold_accuracy_skips_rows_the_teacher_never_answered() -> None:
+    rows = [
+        EvalRow("a", {}, "yes", gold=True, teacher="yes"),
+        EvalRow("b", {}, "no", gold=True, teacher="yes"),
+        EvalRow("c", {}, "no", gold=True, teacher=None),  # a corrected student answer
+        EvalRow("d", {}, "yes"),  # the teacher's answer, not gold
+    ]
+    items = [EvalItem(i, "yes", -0.1, agree=i in ("a", "d")) for i in "abcd"]
+    gold = gold_accuracy(rows, items)
+    assert gold is not None and gold["rows"] == 3
+    assert gold["student"]["n"] == 3 and gold["student"]["accuracy"] == 1 / 3
+    assert gold["teacher"]["n"] == 2 and gold["teacher"]["accuracy"] == 0.5
+    assert gold_accuracy(rows[3:], items) is None

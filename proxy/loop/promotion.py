@@ -21,6 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
+from proxy.logstore.backend import LogStoreUnavailable
 from proxy.loop.artifacts import RunArtifacts, load_regression_set
 from proxy.loop.calibrator import Calibrator, save_eval_pairs
 from proxy.loop.evaluate import (
@@ -172,12 +175,22 @@ class Promoter:
             "margin": self._settings.promotion_margin,
             "trainer_report": artifacts.trainer_summary(),
         }
+        metrics["weak_spots"] = await self._weak_spots(candidate)
         regression = await self._regression(candidate, incumbent, metrics)
         ok, reason = gate(
             cand.agreement, inc.agreement, self._settings.promotion_margin, regression
         )
         log.info("run %s: %s", candidate.version, reason)
         return Outcome(ok, reason, candidate, metrics)
+
+    async def _weak_spots(self, candidate: StudentVersion) -> dict[str, Any]:
+        """For the run report: the traffic so far per label (closed-set task) or per tag."""
+        by = "label" if candidate.closed_set else "tag"
+        try:
+            return await self._store.weak_spots(by)
+        except (duckdb.Error, LogStoreUnavailable) as exc:
+            # Informational: an unreadable log must not fail the run.
+            return {"by": by, "error": f"{type(exc).__name__}: {exc}"}
 
     async def _regression(
         self, candidate: StudentVersion, incumbent: StudentVersion, metrics: dict[str, Any]

@@ -235,6 +235,14 @@ class LoopStore:
         )
         return [_version(r) for r in rows]
 
+    async def weak_spots(self, by: str) -> dict[str, Any]:
+        """The log per label or tag: what the student serves and where it falls short
+        (`proxy.observability.breakdown`, as `distill stats --by`); raises `duckdb.Error`
+        or `LogStoreUnavailable` when the log cannot be read."""
+        from proxy.observability.breakdown import breakdown
+
+        return await self._read(lambda cur: breakdown(cur, by))
+
     async def logged_pairs(
         self, version: str, scorer: str, limit: int = 5000
     ) -> list[tuple[float | None, str | None, str | None, bool]]:

@@ -189,7 +189,10 @@
   async function loadWeak(since) {
     const body = $("weak-body");
     try {
-      const res = await fetch("/admin/breakdown?by=label&since=" + encodeURIComponent(since), { credentials: "same-origin" });
+      // Closed-set tasks read best per label, open-ended ones per tag (x-distill-tag).
+      const by = $("weak-by").value;
+      $("weak-name").textContent = by;
+      const res = await fetch("/admin/breakdown?by=" + by + "&since=" + encodeURIComponent(since), { credentials: "same-origin" });
       if (!res.ok) throw new Error("HTTP " + res.status);
       const b = await res.json();
       body.textContent = "";
@@ -278,6 +281,7 @@
     const wanted = new URLSearchParams(window.location.search).get("since");
     if (wanted && [...$("since").options].some((o) => o.value === wanted)) $("since").value = wanted;
     $("since").addEventListener("change", load);
+    $("weak-by").addEventListener("change", () => loadWeak($("since").value));
     $("refresh").addEventListener("click", load);
     $("trigger-run").addEventListener("click", (e) => act(e.currentTarget, "/dashboard/api/runs", "Starting a run"));
     $("rollback").addEventListener("click", (e) => {

@@ -56,4 +56,15 @@ def test_dashboard_shows_gold_accuracy_and_weak_labels(
         assert by_label["card_arrival"][1:3] == ["4", "100.0%"]
         assert by_label["exchange_rate"][2:4] == ["0.0%", "0.000 (n=3)"]
         assert page.text_content("#never-served") == "never served by the student: exchange_rate"
+        # Open-ended tasks are read per tag: the same table, grouped by x-distill-tag.
+        page.select_option("#weak-by", "tag")
+        page.wait_for_function(
+            "document.querySelector('#weak-body').textContent.includes('fx')", timeout=15000
+        )
+        rows = page.eval_on_selector_all(
+            "#weak-body tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+        by_tag = {r[0]: r for r in rows}
+        assert page.text_content("#weak-name") == "tag"
+        assert by_tag["cards"][1:3] == ["4", "100.0%"] and by_tag["fx"][1:3] == ["3", "0.0%"]
         assert not errors, errors

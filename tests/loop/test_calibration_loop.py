@@ -130,6 +130,10 @@ def test_closed_set_adapter_is_served_and_scored_as_a_choice(loop_proxy: LoopFac
         assert current.closed_set == ("negative", "positive")
         assert current.scorer == "sequence_prob"
         assert math.isclose(current.threshold, math.exp(-0.01))
+        # A closed-set task's run report reads the traffic per label (the teacher's here).
+        weak = run["metrics_json"]["weak_spots"]
+        assert weak["by"] == "label" and weak["rows"] == 10
+        assert {g["name"]: g["requests"] for g in weak["groups"]} == {"positive": 5, "negative": 5}
         evals = [
             c
             for c in lh.vllm.chats
@@ -170,3 +174,7 @@ def test_the_gate_and_calibration_report_gold_accuracy(loop_proxy: LoopFactory) 
         assert gold["student"]["accuracy"] == 0.5
         assert gold["student"]["low"] < 0.5 < gold["student"]["high"]
         assert _calibration(lh)["versions"][run["id"]]["gold"] == gold
+        # The run report also says where the serving student stood on the traffic so far.
+        weak = run["metrics_json"]["weak_spots"]
+        assert weak["rows"] == 10 and weak["by"] == "tag"
+        assert weak["groups"][0]["requests"] == 10 and weak["groups"][0]["student_share"] == 0.0

@@ -10,7 +10,10 @@ user's validator hook. Truncated answers are already out: only ``train_finish_re
   split sees a clean set.
 - ``validator``: ``answer_validator`` names a Python callable, ``module:function`` (or an
   entry point in the ``distill.validators`` group), called as ``fn(messages, answer)``; it
-  returns True/None to keep the row, False or a reason string to reject it.
+  returns True/None to keep the row, False or a reason string to reject it. A validator
+  that raises rejects that row only (``validator_error``, the first error logged by type and
+  row id), so one odd answer cannot fail a run; a validator that always raises leaves no
+  rows, and the counts say why.
 
 Gold rows (users' corrections) are never rejected here: a user's label is the ground truth.
 """
@@ -18,6 +21,7 @@ Gold rows (users' corrections) are never rejected here: a user's label is the gr
 from __future__ import annotations
 
 import importlib
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -32,7 +36,8 @@ if TYPE_CHECKING:
 
 Validator = Callable[[list[dict[str, Any]], str], "bool | str | None"]
 ENTRY_POINT_GROUP = "distill.validators"
-FILTERS = ("outside_label_set", "validator")
+FILTERS = ("outside_label_set", "validator", "validator_error")
+log = logging.getLogger("trainer.validators")
 
 
 def load_validator(spec: str) -> Validator:
@@ -92,9 +97,21 @@ def apply_answer_filters(
             counts["outside_label_set"] += 1
             continue
         if not row.gold and validator is not None:
-            verdict = validator([dict(m) for m in row.messages], row.completion)
-            if verdict is False or isinstance(verdict, str):
-                counts["validator"] += 1
+            rejected_by = _judge(validator, row, counts)
+            if rejected_by is not None:
+                counts[rejected_by] += 1
                 continue
         kept.append(row)
     return kept
+
+
+def _judge(validator: Validator, row: TrainRow, counts: Counter[str]) -> str | None:
+    """None to keep the row, else the filter that rejects it."""
+    try:
+        verdict = validator([dict(m) for m in row.messages], row.completion)
+    except Exception as exc:  # noqa: BLE001 - a user's hook may raise anything
+        if not counts["validator_error"]:
+            # The type only: the message may quote the request or the answer.
+            log.warning("answer validator raised %s on row %s", type(exc).__name__, row.id)
+        return "validator_error"
+    return "validator" if verdict is False or isinstance(verdict, str) else None

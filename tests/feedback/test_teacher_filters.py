@@ -3,6 +3,7 @@ the promotion gate's reference."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,56 @@ def test_validator_hook(tmp_path: Path) -> None:
         load_validator("nodots")
     with pytest.raises(ValueError, match="not a callable"):
         load_validator(f"{__name__}:LABELS")
+
+
+def explode_on_odd_rows(messages: list[dict[str, Any]], answer: str) -> bool:
+    if answer.endswith(("1", "3", "5")):
+        raise KeyError("a user's hook with a bug")
+    return True
+
+
+def test_a_raising_validator_rejects_only_its_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [build_row(i, answer=f"answer {i}") for i in range(20)]
+    snapshot = write_snapshot(tmp_path / "s.parquet", rows)
+    with caplog.at_level("WARNING", logger="trainer.validators"):
+        selection = select_dataset(
+            snapshot, _cfg(answer_validator=f"{__name__}:explode_on_odd_rows")
+        )
+    # answers ending in 1, 3 or 5 among 0..19: 1, 3, 5, 11, 13, 15
+    assert selection.counts["validator_error"] == 6 and len(_ids(selection)) == 14
+    # Logged once (rows are read newest first), by type and row id, never the message.
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert re.fullmatch(
+        r"answer validator raised KeyError on row req-000(0[135]|1[135])", warnings[0]
+    )
+    assert "a user's hook with a bug" not in caplog.text
+
+
+def test_a_validator_from_an_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from trainer import validators
+
+    point = EntryPoint(
+        name="no-refunds", value=f"{__name__}:reject_mentions_refund", group="distill.validators"
+    )
+    seen: list[tuple[str, str]] = []
+
+    def fake_entry_points(group: str, name: str) -> list[EntryPoint]:
+        seen.append((group, name))
+        return [point] if name == "no-refunds" else []
+
+    monkeypatch.setattr(validators, "entry_points", fake_entry_points)
+    assert load_validator("no-refunds") is reject_mentions_refund
+    rows = [build_row(i, answer=f"answer {i}") for i in range(10)]
+    rows.append(build_row(50, answer="you get a refund"))
+    selection = select_dataset(
+        write_snapshot(tmp_path / "s.parquet", rows), _cfg(answer_validator="no-refunds")
+    )
+    assert selection.counts["validator"] == 1 and ("distill.validators", "no-refunds") in seen
 
 
 def test_the_promotion_gate_compares_with_the_gold_label(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from proxy.routers import (
 )
 from proxy.serving.chat import ChatService
 from proxy.serving.passthrough import PassthroughService
+from proxy.serving.pending import PendingRows
 from proxy.serving.refused import log_refused
 from proxy.serving.responses import ResponsesService
 from proxy.serving.shadow import ShadowSampler
@@ -117,7 +118,8 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.writer = build_writer(settings)
     state.limiter = limiter_from_settings(settings)
     state.scrubber = scrubber_from_settings(settings)
-    state.feedback = build_feedback(settings, state.writer, state.keys)
+    state.pending = PendingRows()
+    state.feedback = build_feedback(settings, state.writer, state.keys, state.pending)
     state.sink = build_sink(settings, state.writer.submit, state.limiter.settle)
     cpu_student = _embedded_cpu_student(settings)
     state.chat = ChatService(
@@ -130,6 +132,7 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
         shadow=ShadowSampler(settings.effective_shadow_rate, settings.shadow_budget_per_hour),
         student_cap=settings.student_token_cap(cpu_student=cpu_student),
         background_max=settings.background_cap(cpu_student=cpu_student),
+        pending=state.pending,
     )
     state.passthrough = PassthroughService(settings, state.teacher, state.sink, state.observer)
     state.responses = ResponsesService(state.chat, state.passthrough)

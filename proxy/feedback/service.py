@@ -20,6 +20,7 @@ from proxy.feedback import store
 from proxy.logstore.sink import FAILURES
 from proxy.privacy.sink import redactor_from_settings, scrubber_from_settings
 from proxy.protocol import FeedbackRequest
+from proxy.serving.pending import PendingRows
 
 if TYPE_CHECKING:
     from proxy.settings import Settings
@@ -34,10 +35,17 @@ class Caller:
 
 
 class FeedbackService:
-    def __init__(self, writer: Any, keys: KeyRing, guards: tuple[TextGuard, ...] = ()) -> None:
+    def __init__(
+        self,
+        writer: Any,
+        keys: KeyRing,
+        guards: tuple[TextGuard, ...] = (),
+        pending: PendingRows | None = None,
+    ) -> None:
         self._writer = writer
         self._keys = keys
         self._guards = guards
+        self._pending = pending if pending is not None else PendingRows()
 
     def caller(self, authorization: str | None) -> Caller:
         """Who is asking (401 for a missing or wrong key, before the body is read)."""
@@ -69,6 +77,9 @@ class FeedbackService:
 
     async def _resolve(self, request_id: str) -> tuple[str, str | None] | None:
         """(the row the feedback is about, its key hash), None for an unknown id."""
+        held = self._pending.owner(request_id)
+        if held is not None:  # answered, its row waits for a background answer
+            return held
         try:
             found = await asyncio.to_thread(self._writer.read, _resolver(request_id))
             if found is None:
@@ -108,5 +119,7 @@ def guarded(guards: tuple[TextGuard, ...], text: str | None) -> str | None:
     return text
 
 
-def build_feedback(settings: Settings, writer: Any, keys: KeyRing) -> FeedbackService:
-    return FeedbackService(writer, keys, text_guards(settings))
+def build_feedback(
+    settings: Settings, writer: Any, keys: KeyRing, pending: PendingRows
+) -> FeedbackService:
+    return FeedbackService(writer, keys, text_guards(settings), pending)

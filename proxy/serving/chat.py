@@ -27,6 +27,7 @@ from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
 from proxy.observability.hooks import RequestObserver
 from proxy.privacy.sink import scrubber_from_settings
 from proxy.serving import records
+from proxy.serving.pending import PendingRows
 from proxy.serving.records import RequestContext
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.sse import DONE, completion_to_chunks, encode
@@ -72,6 +73,7 @@ class ChatService:
         shadow: ShadowSampler,
         student_cap: int | None = None,
         background_max: int | None = None,
+        pending: PendingRows | None = None,
     ) -> None:
         self.settings = settings
         self.student_cap = student_cap
@@ -80,6 +82,8 @@ class ChatService:
             settings.background_cap(cpu_student=False) if background_max is None else background_max
         )
         """Most background student answers in flight (`Settings.background_cap`)."""
+        self.pending = pending if pending is not None else PendingRows()
+        """Rows waiting for background work before they are logged (feedback looks here)."""
         self.pool = pool
         self.teacher = teacher
         self.active = active
@@ -379,11 +383,14 @@ class ChatService:
             self._submit(record)
             return
 
+        self.pending.hold(record)
+
         async def later() -> None:
             try:
                 await extra
             finally:
                 self._submit(record)
+                self.pending.release(record)
 
         self._spawn(later())
 

@@ -3,6 +3,7 @@ stored, the latest feedback counting, persistence across restarts and in snapsho
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import duckdb
 import httpx
 
 from proxy.logstore.snapshot import export_snapshot
+from tests.fakes import FakeUpstream, hang
 
 KEYS = {"api_keys": "key-alice,key-bob", "admin_key": "key-admin"}
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -62,6 +64,28 @@ def test_feedback_right_after_the_answer_finds_the_unflushed_row(
     with make_proxy(log_flush_interval=30.0, **KEYS) as h:
         ask(h, "key-alice", "req-fresh")
         assert feedback(h, "key-alice", request_id="req-fresh", rating="good").status_code == 200
+
+
+def test_feedback_while_the_row_waits_for_a_background_answer(
+    make_proxy: Callable[..., Any],
+) -> None:
+    # Cold start: the teacher answers at once, the row is written once the (slow) student's
+    # background answer is in too. Feedback sent in between must not be a 404.
+    student = FakeUpstream(script=[hang(1.5)], default_text="Paris")
+    with make_proxy(student=student, target_agreement=0.9, student_timeout=5, **KEYS) as h:
+        ask(h, "key-alice", "req-slow", route="auto")
+        assert h.app.state.pending.owner("req-slow") is not None  # not logged yet
+        assert feedback(h, "key-bob", request_id="req-slow", rating="bad").status_code == 404
+        resp = feedback(h, "key-alice", request_id="req-slow", correction="Paris")
+        assert resp.status_code == 200, resp.text
+        deadline = time.monotonic() + 10
+        while h.app.state.pending.owner("req-slow") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        h.flush()
+        assert len(h.app.state.pending) == 0
+        row = next(r for r in h.rows() if r["id"] == "req-slow")
+        assert row["student_text"] == "Paris" and row["teacher_text"]
+        assert stored(h) == [("req-slow", None, "Paris", None, "api")]
 
 
 def test_feedback_refused_for_another_client_key(make_proxy: Callable[..., Any]) -> None:

@@ -9,12 +9,14 @@ other, so a run takes about twice as long.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.banking77.admin import AdminClient
 from bench.banking77.config import proxy_env
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary
+from bench.banking77.report_calibration import evidence_check, run_reports
 from bench.banking77.rounds import LoopConfig, learning_phase, teacher_spend_probe, validate
 from bench.banking77.stack import start_proxy, stop_server
 from bench.common.console import say
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
     from bench.banking77.run import Bench
 
 ARM_DIR = "feedback-arm"
+
+
+def arm_evidence(work_dir: Path) -> dict[str, Any]:
+    """The arm's own run reports and calibration evidence (not the main arm's)."""
+    runs_dir = work_dir / "learning" / "data" / "runs"
+    run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())
+    return {"calibration_evidence": evidence_check(run_dirs), "run_reports": run_reports(run_dirs)}
 
 
 async def run_feedback_arm(bench: Bench) -> None:
@@ -61,6 +70,7 @@ async def run_feedback_arm(bench: Bench) -> None:
         )  # fmt: skip
         arm["proxy_stats"] = await admin.stats()
         arm["feedback"] = feedback_summary({**bench.raw, **arm}, rate)
+        arm.update(arm_evidence(s.work_dir))
     finally:
         await driver.aclose()
         await admin.aclose()

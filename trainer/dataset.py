@@ -165,9 +165,9 @@ def split_of(prompt_hash: str, cfg: TrainConfig, gold: bool = False) -> str:
     bucket = split_bucket(prompt_hash)
     eval_end = round(cfg.eval_fraction * SPLIT_BUCKETS)
     held_end = eval_end + round(cfg.calibration_fraction * SPLIT_BUCKETS)
-    if gold and held_end <= bucket < round(cfg.gold_holdout_fraction * SPLIT_BUCKETS):
-        extra = round(cfg.gold_holdout_fraction * SPLIT_BUCKETS) - held_end
-        bucket = (bucket - held_end) * held_end // extra
+    gold_end = round(cfg.gold_holdout_fraction * SPLIT_BUCKETS)
+    if gold and held_end <= bucket < gold_end:
+        bucket = (bucket - held_end) * held_end // (gold_end - held_end)
     if bucket < eval_end:
         return "eval"
     if bucket < held_end:

@@ -36,16 +36,12 @@ class Caller:
 
 class FeedbackService:
     def __init__(
-        self,
-        writer: Any,
-        keys: KeyRing,
-        guards: tuple[TextGuard, ...] = (),
-        pending: PendingRows | None = None,
+        self, writer: Any, keys: KeyRing, pending: PendingRows, guards: tuple[TextGuard, ...] = ()
     ) -> None:
         self._writer = writer
         self._keys = keys
+        self._pending = pending
         self._guards = guards
-        self._pending = pending if pending is not None else PendingRows()
 
     def caller(self, authorization: str | None) -> Caller:
         """Who is asking (401 for a missing or wrong key, before the body is read)."""
@@ -122,4 +118,4 @@ def guarded(guards: tuple[TextGuard, ...], text: str | None) -> str | None:
 def build_feedback(
     settings: Settings, writer: Any, keys: KeyRing, pending: PendingRows
 ) -> FeedbackService:
-    return FeedbackService(writer, keys, text_guards(settings), pending)
+    return FeedbackService(writer, keys, pending, text_guards(settings))

@@ -101,6 +101,8 @@ class Calibrator:
         self._active = active
         self.evidence: dict[str, Calibration] = {}
         """Latest calibration per student version id (`StudentVersion.version`)."""
+        self._gold: dict[str, Any] = {}
+        """The gold block of each version's promotion.json (written once, at promotion)."""
 
     @property
     def enabled(self) -> bool:
@@ -209,11 +211,17 @@ class Calibrator:
                 "summary": describe(evidence) if self.enabled else "static threshold",
                 # Agreement counts the teacher's mistakes; gold rows (users' corrections,
                 # measured at promotion) show how often each of the two was right.
-                "gold": read_json(self._runs_dir() / version.version / "promotion.json").get(
-                    "gold"
-                ),
+                "gold": self._gold_of(version.version),
             }
         return out
+
+    def _gold_of(self, version: str) -> Any:
+        if version not in self._gold:
+            promotion = self._runs_dir() / version / "promotion.json"
+            if not promotion.is_file():  # the base model, or a run not judged yet
+                return None
+            self._gold[version] = read_json(promotion).get("gold")
+        return self._gold[version]
 
     def status(self) -> dict[str, Any]:
         """The serving version's calibration in a few fields (distill stats, dashboard)."""

@@ -71,18 +71,16 @@ class ChatService:
         sink: RecordSink,
         observer: RequestObserver,
         shadow: ShadowSampler,
+        pending: PendingRows,
+        background_max: int,
         student_cap: int | None = None,
-        background_max: int | None = None,
-        pending: PendingRows | None = None,
     ) -> None:
         self.settings = settings
         self.student_cap = student_cap
         """max_tokens cap of student calls (`Settings.student_token_cap`)."""
-        self.background_max = (
-            settings.background_cap(cpu_student=False) if background_max is None else background_max
-        )
+        self.background_max = background_max
         """Most background student answers in flight (`Settings.background_cap`)."""
-        self.pending = pending if pending is not None else PendingRows()
+        self.pending = pending
         """Rows waiting for background work before they are logged (feedback looks here)."""
         self.pool = pool
         self.teacher = teacher

@@ -49,6 +49,7 @@ from proxy.serving.refused import log_refused
 from proxy.serving.responses import ResponsesService
 from proxy.serving.shadow import ShadowSampler
 from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.serving.vote_student import VoteStudent
 from proxy.settings import Settings
 from proxy.upstream.breaker import CircuitBreaker
 from proxy.upstream.client import Upstream, make_http_client
@@ -64,7 +65,8 @@ log = logging.getLogger("distill")
 class Transports:
     """Optional transport overrides (the I/O seam for tests).
 
-    `vllm_command` replaces the embedded student's command line (see `VLLMSupervisor`).
+    `vllm_command` replaces the embedded student's command line (see `VLLMSupervisor`),
+    `encoder_command` the embedded encoder's (the vote student's embeddings).
     """
 
     def __init__(
@@ -72,10 +74,12 @@ class Transports:
         student: httpx.AsyncBaseTransport | None = None,
         teacher: httpx.AsyncBaseTransport | None = None,
         vllm_command: list[str] | None = None,
+        encoder_command: list[str] | None = None,
     ) -> None:
         self.student = student
         self.teacher = teacher
         self.vllm_command = vllm_command
+        self.encoder_command = encoder_command
 
 
 def _teacher(
@@ -112,6 +116,8 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
             settings.breaker_failures, settings.breaker_cooldown
         ),
     )
+    state.vote = _vote_student(settings, state.student_http)
+    state.encoder_supervisor = None
     state.teacher = _teacher(settings, state.teacher_http, state.observer)
     state.active = ActiveStudent(StudentVersion(name=settings.student_model or ""))
     state.models_cache = {}
@@ -133,11 +139,28 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
         student_cap=settings.student_token_cap(cpu_student=cpu_student),
         background_max=settings.background_cap(cpu_student=cpu_student),
         pending=state.pending,
+        vote=state.vote,
     )
     state.passthrough = PassthroughService(settings, state.teacher, state.sink, state.observer)
     state.responses = ResponsesService(state.chat, state.passthrough)
     state.supervisor = None
     state.background = []
+
+
+def _vote_student(settings: Settings, http: httpx.AsyncClient) -> VoteStudent | None:
+    """The closed-set vote student and its encoder pool (None: closed sets use LoRA). Its
+    encoder is `encoder_url`, else the one `distill serve` runs beside its own student; an
+    external student without an encoder URL keeps the LoRA student for closed sets."""
+    external_student = bool(settings.student_urls)
+    if settings.closed_set_student != "vote" or (external_student and not settings.encoder_url):
+        return None
+    pool = StudentPool(
+        http,
+        breaker_factory=lambda: CircuitBreaker(
+            settings.breaker_failures, settings.breaker_cooldown
+        ),
+    )
+    return VoteStudent(pool, settings.encoder_served_name, settings.encoder_timeout)
 
 
 def _embedded_cpu_student(settings: Settings) -> bool:
@@ -205,6 +228,38 @@ def _adopt_served_model(state: Any) -> None:
             return
 
 
+async def _watch_encoder(state: Any) -> None:
+    """The encoder pool follows its supervisor (embedded) or its probes (external)."""
+    pool = state.vote.pool
+    while True:
+        supervisor = state.encoder_supervisor
+        if supervisor is None:
+            await pool.probe()
+        elif supervisor.ready and supervisor.url:
+            pool.set_urls([supervisor.url], ready=True)
+        else:
+            pool.set_urls([supervisor.url] if supervisor.url else [])
+            pool.mark_down(supervisor.reason)
+        await asyncio.sleep(2.0 if pool.ready else 0.5)
+
+
+async def _start_encoder(app: FastAPI, command: list[str] | None) -> None:
+    state = app.state
+    settings: Settings = state.settings
+    if state.vote is None:
+        return
+    if settings.encoder_url:
+        state.vote.pool.set_urls([settings.encoder_url], reason="probing the encoder")
+    else:
+        from proxy.student.encoder import encoder_spec
+        from proxy.student.supervisor import VLLMSupervisor
+
+        supervisor = VLLMSupervisor(settings, command=command, spec=encoder_spec(settings))
+        state.encoder_supervisor = supervisor
+        await supervisor.start()
+    state.background.append(asyncio.create_task(_watch_encoder(state), name="encoder-watch"))
+
+
 async def _start_student(app: FastAPI, vllm_command: list[str] | None = None) -> None:
     settings: Settings = app.state.settings
     if settings.student_urls:
@@ -250,8 +305,9 @@ async def _shutdown(app: FastAPI) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await state.chat.drain(timeout=settings.shutdown_grace)
-    if state.supervisor is not None:
-        await state.supervisor.stop()
+    for supervisor in (state.supervisor, state.encoder_supervisor):
+        if supervisor is not None:
+            await supervisor.stop()
     await asyncio.to_thread(state.writer.close, settings.shutdown_grace)
     await state.student_http.aclose()
     await state.teacher_http.aclose()
@@ -267,6 +323,7 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
         app.state.writer.start()
         await _start_limits_and_retention(app)
         await _start_student(app, transports.vllm_command)
+        await _start_encoder(app, transports.encoder_command)
         await start_loop(app)
         try:
             yield

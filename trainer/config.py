@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from proxy.settings import Settings
 
 FINISH_REASONS = frozenset({"stop", "length"})
+CLOSED_SET_STUDENTS = ("vote", "lora")
 
 DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?i)^\W*(i'?m|i am) (sorry|afraid),? (but )?i (can(no|')?t|won'?t|am not able|'m not able)",
@@ -105,6 +106,24 @@ class TrainConfig:
         default=100,
         metadata=_help(
             "Most distinct teacher answers for the task to count as closed-set (0: never)."
+        ),
+    )
+    closed_set_student: str = field(
+        default="vote",
+        metadata=_help(
+            "Student of a closed-set task: `vote` (a nearest-neighbour vote over the "
+            "encoder's sentence embeddings, fitted in seconds; trainer/vote.py) or `lora` "
+            "(the generative LoRA student, trained with TRL like an open-ended task)."
+        ),
+    )
+    vote_k: int = field(
+        default=30, metadata=_help("Neighbours that vote for a query's label (vote student).")
+    )
+    vote_power: float = field(
+        default=8.0,
+        metadata=_help(
+            "A neighbour's vote weighs its cosine similarity to the query to this power "
+            "(0: a plain majority); bench/closed_set/ compares the choices."
         ),
     )
     label_set: tuple[str, ...] = field(
@@ -233,6 +252,8 @@ class TrainConfig:
             (self.max_seq_len >= 16, "max_seq_len must be >= 16"),
             (0.0 <= self.kd_alpha <= 1.0, "kd_alpha must be in [0, 1]"),
             (self.kd_temperature > 0, "kd_temperature must be > 0"),
+            (self.closed_set_student in CLOSED_SET_STUDENTS, "closed_set_student: vote or lora"),
+            (self.vote_k >= 1 and self.vote_power >= 0, "vote_k >= 1, vote_power >= 0"),
             (self.eval_max_new_tokens >= 1, "eval_max_new_tokens must be >= 1"),
             (0 <= self.eval_top_logprobs <= 20, "eval_top_logprobs must be in [0, 20]"),
         ]
@@ -283,6 +304,9 @@ class TrainConfig:
             "warm_start": settings.train_warm_start,
             "prune_prompt": settings.train_prune_prompt,
             "closed_set_max": settings.train_closed_set_max,
+            "closed_set_student": settings.closed_set_student,
+            "vote_k": settings.train_vote_k,
+            "vote_power": settings.train_vote_power,
             "label_set": split_csv(settings.train_label_set or ""),
             "answer_validator": settings.train_answer_validator,
             "eval_max_rows": settings.train_eval_max_rows,

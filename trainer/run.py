@@ -26,16 +26,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainConfig
-from trainer.dataset import NotEnoughData, parse_since, select_dataset
+from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
 from trainer.runfiles import write_error, write_json_atomic, write_phase
 
 if TYPE_CHECKING:
     from proxy.settings import Settings
     from trainer.compare import EvalServer
+    from trainer.vote_fit import Encoder
 
 log = logging.getLogger("trainer.run")
 
 EXIT_NOT_ENOUGH_DATA = 2
+VOTE_DIR = "classifier"  # the vote student's index, beside where a LoRA run puts adapter/
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -53,6 +55,7 @@ def run_distillation(
     eval_server: EvalServer | None = None,
     since: datetime | None = None,
     run_id: str | None = None,
+    encoder: Encoder | None = None,
 ) -> dict[str, Any]:
     """Runs everything and returns the report (also written to ``run_dir/report.json``).
 
@@ -63,8 +66,9 @@ def run_distillation(
     run_id = run_id or run_dir.name
     with _log_to(run_dir / "train.log"):
         return _run(
-            snapshot, run_dir, cfg, str(base_model), incumbent_adapter, eval_server, since, run_id
-        )
+            snapshot, run_dir, cfg, str(base_model), incumbent_adapter, eval_server, since, run_id,
+            encoder,
+        )  # fmt: skip
 
 
 def _run(
@@ -76,6 +80,7 @@ def _run(
     eval_server: EvalServer | None,
     since: datetime | None,
     run_id: str,
+    encoder: Encoder | None = None,
 ) -> dict[str, Any]:
     from trainer.compare import compare_models, write_adapter_metadata
     from trainer.report import build_report, summary_lines
@@ -89,6 +94,14 @@ def _run(
     log.info("dataset: %s", json.dumps(selection.summary()["counts"]))
     durations["select"] = time.monotonic() - t0
 
+    if selection.closed_set and cfg.closed_set_student == "vote":
+        if encoder is None:
+            # Not a LoRA run instead: minutes of CPU for a student the task does not want.
+            raise ValueError(
+                "a closed-set task's vote student needs the encoder server (--encoder-url; "
+                "the proxy passes it once its encoder is ready); or set closed_set_student=lora"
+            )
+        return _vote_run(snapshot, run_dir, cfg, selection, encoder, durations, t0, run_id)
     # torch/trl only once there is something to train (`trainer.run` stays light to import).
     from trainer.sft import train_adapter
 
@@ -125,6 +138,40 @@ def _run(
     return report
 
 
+def _vote_run(
+    snapshot: Path,
+    run_dir: Path,
+    cfg: TrainConfig,
+    selection: DatasetSelection,
+    encoder: Encoder,
+    durations: dict[str, float],
+    t0: float,
+    run_id: str,
+) -> dict[str, Any]:
+    """A closed-set task's vote student: embed and store (seconds); the proxy's gate measures
+    it on the held-out rows, so the trainer does not evaluate it a second time."""
+    from trainer.vote_fit import fit_vote
+
+    t1 = time.monotonic()
+    write_phase(run_dir, "training")
+    fit = fit_vote(selection, cfg, encoder, run_dir / VOTE_DIR, run_dir.parent / ".vote-cache")
+    durations["train"] = time.monotonic() - t1
+    durations["total"] = time.monotonic() - t0
+    report = {
+        "run_id": run_id,
+        "snapshot": str(snapshot),
+        "student_kind": "vote",
+        "config": cfg.to_dict(),
+        "dataset": selection.summary(),
+        "vote": fit,
+        "durations_s": {k: round(v, 3) for k, v in durations.items()},
+    }
+    write_json_atomic(run_dir / "report.json", report)
+    write_phase(run_dir, "done")
+    log.info("run %s: vote student fitted in %.1f s", run_id, durations["total"])
+    return report
+
+
 @contextmanager
 def _log_to(path: Path) -> Iterator[None]:
     """Mirrors every log record of the run into ``train.log`` (failures with traceback)."""
@@ -156,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-url", help="student vLLM base URL (…/v1) to evaluate through")
     p.add_argument("--eval-model", help="base model name served at --eval-url")
     p.add_argument("--eval-incumbent-model", help="name the incumbent is served under")
+    p.add_argument("--encoder-url", help="encoder vLLM base URL (…/v1) for a vote student")
+    p.add_argument("--encoder-model", help="encoder model name served at --encoder-url")
     p.add_argument("--since", help="only rows since (ISO date/datetime or 7d, 12h, …)")
     p.add_argument("--run-id", help="run id (default: the run dir's name)")
     return p
@@ -193,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             server = EvalServer(
                 args.eval_url.rstrip("/"), args.eval_model, args.eval_incumbent_model
             )
+        encoder = None
+        if args.encoder_url:
+            from trainer.vote_fit import Encoder
+
+            encoder = Encoder(args.encoder_url.rstrip("/"), args.encoder_model or "minilm")
         run_distillation(
             args.snapshot,
             args.run_dir,
@@ -202,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             server,
             parse_since(args.since),
             args.run_id,
+            encoder,
         )
     except NotEnoughData as exc:
         write_error(args.run_dir, exc)

@@ -19,6 +19,7 @@ import duckdb
 from trainer.config import TrainConfig
 from trainer.dataset import NotEnoughData, select_dataset
 from trainer.feedback import gold_labels
+from trainer.vote import is_vote_dir
 
 SNAPSHOT = "snapshot.parquet"
 CONFIG = "config.json"
@@ -74,11 +75,24 @@ class RunArtifacts:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.adapter_dir = run_dir / "adapter"
+        self.vote_dir = run_dir / "classifier"
+        """The vote student's index (`trainer/vote.py`), written instead of an adapter."""
         self.snapshot = run_dir / SNAPSHOT
         self.report = read_json(run_dir / "report.json")
         self.manifest = read_json(run_dir / "manifest.json")
 
+    @property
+    def is_vote(self) -> bool:
+        return is_vote_dir(self.vote_dir)
+
+    @property
+    def model_dir(self) -> Path:
+        """What the run trained: the vote index or the LoRA adapter."""
+        return self.vote_dir if self.is_vote else self.adapter_dir
+
     def check_adapter(self) -> None:
+        if self.is_vote:
+            return
         if not (self.adapter_dir / "adapter_config.json").is_file():
             raise ArtifactError(
                 f"the run wrote no adapter ({self.adapter_dir} has no adapter_config.json)"

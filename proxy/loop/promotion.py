@@ -29,15 +29,19 @@ from proxy.loop.calibrator import Calibrator, save_eval_pairs
 from proxy.loop.evaluate import (
     EvalResult,
     EvalSettings,
+    EvaluationError,
     check_answers,
     evaluate,
     gold_accuracy,
 )
+from proxy.loop.evaluate_vote import evaluate_vote
 from proxy.loop.lora import LoraAdmin, LoraError
 from proxy.loop.store import LoopStore, VersionRow, utcnow
 from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.serving.vote_student import VoteStudent
 from proxy.settings import Settings
 from proxy.upstream.students import StudentPool
+from trainer.vote import VoteIndexError, is_vote_dir
 
 log = logging.getLogger("distill.loop")
 
@@ -58,6 +62,10 @@ class Outcome:
 
 def adapter_name(run_id: str) -> str:
     return f"distill-{run_id}"
+
+
+def vote_name(run_id: str) -> str:
+    return f"vote-{run_id}"
 
 
 def gate(
@@ -87,8 +95,10 @@ class Promoter:
         lora: LoraAdmin,
         store: LoopStore,
         calibrator: Calibrator,
+        vote: VoteStudent | None = None,
     ) -> None:
         self._settings = settings
+        self._vote = vote
         self._active = active
         self._pool = pool
         self._lora = lora
@@ -105,6 +115,11 @@ class Promoter:
     def candidate(self, run_id: str, artifacts: RunArtifacts) -> StudentVersion:
         closed = artifacts.closed_set()
         scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
+        if artifacts.is_vote:
+            return StudentVersion(
+                name=vote_name(run_id), version=run_id, scorer=CLOSED_SET_SCORER,
+                closed_set=closed, kind="vote",
+            )  # fmt: skip
         return StudentVersion(
             name=adapter_name(run_id),
             version=run_id,
@@ -123,7 +138,26 @@ class Promoter:
         )
 
     async def _measure(self, version: StudentVersion, rows: list[Any]) -> EvalResult:
+        if version.kind == "vote":
+            index = self._vote.index(version.name) if self._vote else None
+            if self._vote is None or index is None:
+                raise EvaluationError(f"the vote index of {version.name} is not loaded")
+            timeout = self._settings.encoder_timeout * 4
+            return await evaluate_vote(self._vote, index, version, rows, timeout)
         return await evaluate(self._pool, version, rows, self._eval_settings(version))
+
+    async def _load(self, version: StudentVersion, path: Path) -> None:
+        """Loads a version where it is served: an index in this process, an adapter in vLLM."""
+        if version.kind == "vote":
+            if self._vote is None:
+                raise LoraError("a vote student needs the encoder (closed_set_student = vote)")
+            try:
+                await asyncio.to_thread(self._vote.load, version.name, path)
+            except VoteIndexError as exc:
+                raise LoraError(str(exc)) from exc
+        else:
+            await self._lora.load(version.name, path)
+        self._paths[version.name] = path.resolve()
 
     async def consider(self, run_id: str, artifacts: RunArtifacts) -> Outcome:
         """Loads, checks and measures the run's adapter; promotes it or unloads it.
@@ -133,8 +167,7 @@ class Promoter:
         artifacts.check_adapter()
         candidate = self.candidate(run_id, artifacts)
         incumbent = self._active.current
-        await self._lora.load(candidate.name, artifacts.adapter_dir)
-        self._paths[candidate.name] = artifacts.adapter_dir.resolve()
+        await self._load(candidate, artifacts.model_dir)
         promoted = False
         try:
             outcome = await self._judge(candidate, incumbent, artifacts)
@@ -156,7 +189,8 @@ class Promoter:
     async def _judge(
         self, candidate: StudentVersion, incumbent: StudentVersion, artifacts: RunArtifacts
     ) -> Outcome:
-        await check_answers(self._pool, candidate, self._settings.student_timeout * 4)
+        if candidate.kind != "vote":
+            await check_answers(self._pool, candidate, self._settings.student_timeout * 4)
         rows = await asyncio.to_thread(artifacts.eval_rows)
         cand = await self._measure(candidate, rows)
         inc = await self._measure(incumbent, rows)
@@ -224,7 +258,7 @@ class Promoter:
                 )
             stale = self._active.previous
             await self._ensure_row(incumbent)
-            row = self._row(candidate, artifacts.adapter_dir)
+            row = self._row(candidate, artifacts.model_dir)
             await self._store.save_version(
                 replace(row, calibration=outcome.metrics.get("calibration"))
             )
@@ -261,7 +295,10 @@ class Promoter:
         await self._store.save_version(replace(row, activated_at=utcnow(), active=True))
 
     async def _drop(self, name: str) -> None:
-        self._paths.pop(name, None)
+        path = self._paths.pop(name, None)
+        if self._vote is not None and (is_vote_dir(path) or name in self._vote.loaded()):
+            self._vote.unload(name)
+            return
         await self._lora.unload(name)
 
     # --- rollback ---------------------------------------------------------------------------
@@ -273,7 +310,7 @@ class Promoter:
                 raise NothingToRollBack("there is no previous student version to roll back to")
             path = self._paths.get(previous.name)
             if path is not None:
-                await self._lora.load(previous.name, path)  # no-op when still loaded
+                await self._load(previous, path)  # no-op when still loaded
             current = self._active.current
             await self._ensure_row(current)
             await self._ensure_row(previous)
@@ -285,6 +322,11 @@ class Promoter:
     # --- restart ----------------------------------------------------------------------------
     def version_from_row(self, row: VersionRow) -> StudentVersion:
         closed = row.closed_set
+        if is_vote_dir(row.adapter_path):
+            return StudentVersion(
+                name=row.name, version=row.run_id or "base", threshold=row.threshold,
+                scorer=CLOSED_SET_SCORER, closed_set=closed, kind="vote",
+            )  # fmt: skip
         scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
         return StudentVersion(
             name=row.name,
@@ -310,17 +352,28 @@ class Promoter:
         return self._active.current
 
     def _wanted(self) -> list[tuple[str, Path]]:
+        """The adapters vLLM must hold: the current and previous LoRA versions."""
         out = []
         for version in (self._active.current, self._active.previous):
-            if version is not None and version.name in self._paths:
+            if version is not None and version.kind != "vote" and version.name in self._paths:
                 out.append((version.name, self._paths[version.name]))
         return out
 
-    async def ensure_loaded(self) -> None:
-        """Loads the current and previous adapters on every replica (idempotent).
+    async def _load_votes(self) -> None:
+        for version in (self._active.current, self._active.previous):
+            path = self._paths.get(version.name) if version is not None else None
+            if version is None or version.kind != "vote" or path is None:
+                continue
+            try:
+                await self._load(version, path)
+            except LoraError as exc:
+                log.error("could not restore vote index %s: %s", version.name, exc)
 
-        The embedded supervisor calls it before a (re)started vLLM takes traffic.
-        """
+    async def ensure_loaded(self) -> None:
+        """Loads the current and previous versions: vote indexes here, adapters on every
+        replica (idempotent). The embedded supervisor calls it before a (re)started vLLM
+        takes traffic."""
+        await self._load_votes()
         for url in self._lora.replicas():
             for name, path in self._wanted():
                 try:

@@ -22,6 +22,7 @@ import logging
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,9 @@ class LoopServices:
     promoter: Promoter
     runs: RunManager
     scheduler: AsyncIOScheduler
+    encoder_starting: Callable[[], bool] = lambda: False
+    """True while the vote student's embedded encoder is still loading: a rows-triggered
+    run waits for it rather than fail for want of an encoder."""
 
 
 def parse_schedule(text: str) -> BaseTrigger:
@@ -98,6 +102,15 @@ def _replica_urls(state: Any) -> list[str]:
     return list(state.settings.student_urls)
 
 
+def _encoder_url(state: Any) -> str | None:
+    """Where the trainer embeds a vote student's rows: a ready encoder replica."""
+    vote = getattr(state, "vote", None)
+    if vote is None:
+        return None
+    ready = [e.url for e in vote.pool.endpoints if e.ready]
+    return ready[0] if ready else None
+
+
 def _base_name(state: Any) -> str | None:
     if state.supervisor is not None:
         return str(state.supervisor.model_name)
@@ -123,6 +136,9 @@ def _trainer_args(state: Any, promoter: Promoter) -> list[str]:
     adapter = promoter.adapter_path(current.name)
     if adapter is not None:
         args += ["--incumbent-adapter", str(adapter)]
+    encoder = _encoder_url(state)
+    if encoder:
+        args += ["--encoder-url", encoder, "--encoder-model", state.settings.encoder_served_name]
     urls, base_name = _replica_urls(state), _base_name(state)
     if urls and base_name and state.pool.available():
         # No --eval-incumbent-model: runs skip the incumbent (the gate measures it).
@@ -136,7 +152,15 @@ def build_loop(app: Any) -> LoopServices:
     store = LoopStore(state.writer)
     lora = LoraAdmin(state.student_http, lambda: _replica_urls(state))
     calibrator = Calibrator(settings, store, state.active)
-    promoter = Promoter(settings, state.active, state.pool, lora, store, calibrator)
+    promoter = Promoter(
+        settings,
+        state.active,
+        state.pool,
+        lora,
+        store,
+        calibrator,
+        vote=getattr(state, "vote", None),
+    )
 
     def export(dest: Path, since: datetime | None) -> Path:
         state.writer.flush()
@@ -150,7 +174,20 @@ def build_loop(app: Any) -> LoopServices:
         command=trainer_command(settings),
         trainer_args=lambda: _trainer_args(state, promoter),
     )
-    return LoopServices(store, lora, calibrator, promoter, runs, AsyncIOScheduler())
+    return LoopServices(
+        store,
+        lora,
+        calibrator,
+        promoter,
+        runs,
+        AsyncIOScheduler(),
+        lambda: _encoder_starting(state),
+    )
+
+
+def _encoder_starting(state: Any) -> bool:
+    supervisor = getattr(state, "encoder_supervisor", None)
+    return supervisor is not None and supervisor.state in ("starting", "down")
 
 
 async def _scheduled_run(loop: LoopServices) -> None:
@@ -159,6 +196,8 @@ async def _scheduled_run(loop: LoopServices) -> None:
 
 
 async def _rows_check(loop: LoopServices) -> None:
+    if loop.encoder_starting():
+        return
     if await loop.runs.rows_due():
         with contextlib.suppress(RunConflict):
             await loop.runs.trigger("rows")

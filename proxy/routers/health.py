@@ -34,6 +34,13 @@ def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
             "restarts": supervisor.restarts,
             "log": str(supervisor.log_path),
         }
+    vote = getattr(state, "vote", None)
+    if vote is not None:
+        # Ready without it (the generative student and the teacher still answer), but a
+        # vote version cannot serve while its encoder is down: said here, and counted.
+        detail["encoder"] = {"replicas": vote.pool.status(), "vote_versions": vote.loaded()}
+        if state.active.current.kind == "vote" and not vote.available():
+            reasons.append(f"encoder not ready: {vote.pool.reason()}")
     return not reasons, {"ready": not reasons, "reasons": reasons, **detail}
 
 

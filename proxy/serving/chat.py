@@ -43,6 +43,7 @@ from proxy.serving.student_call import (
 )
 from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.serving.teacher_relay import relay_teacher_stream, teacher_client_view
+from proxy.serving.vote_student import VoteStudent, ask_vote
 from proxy.settings import Settings
 from proxy.upstream.students import StudentPool
 from proxy.upstream.teacher import TeacherClient
@@ -74,8 +75,11 @@ class ChatService:
         pending: PendingRows,
         background_max: int,
         student_cap: int | None = None,
+        vote: VoteStudent | None = None,
     ) -> None:
         self.settings = settings
+        self.vote = vote
+        """The vote students (closed-set tasks) and their encoder; None: generative only."""
         self.student_cap = student_cap
         """max_tokens cap of student calls (`Settings.student_token_cap`)."""
         self.background_max = background_max
@@ -122,8 +126,9 @@ class ChatService:
         feature = unsupported_feature(body, self.settings.unsupported)
         if feature:
             return f"unsupported:{feature}"
-        if not self.pool.available():
-            return "student_down" if self.pool.ready else "student_not_ready"
+        pool = self.vote.pool if self.vote and self.active.current.kind == "vote" else self.pool
+        if not pool.available():
+            return "student_down" if pool.ready else "student_not_ready"
         return None
 
     def threshold_for(self, version: StudentVersion) -> float | None:
@@ -138,6 +143,8 @@ class ChatService:
         force: bool = False,
         background: bool = False,
     ) -> Coroutine[Any, Any, Any]:
+        if version.kind == "vote" and self.vote is not None:
+            return ask_vote(self.vote, body, version, force=force, background=background)
         return ask_student(
             self.pool,
             body,

@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,37 @@ from proxy.student.process import ChildProcess, last_log_line
 log = logging.getLogger(__name__)
 
 ReadyCallback = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What one supervised vLLM serves and how it is started (the student, the encoder)."""
+
+    role: str
+    """`student` or `encoder`: log prefix, log file name and the words of `reason`."""
+    served_name: str
+    resolve: Callable[[Callable[[str], None]], str]
+    """Blocking: the model directory (or hub id) to serve; raises StudentModelError."""
+    command: Callable[[str, str, int], list[str]]
+    """(model, served name, port) -> the vLLM command line."""
+    env: Callable[[], dict[str, str]]
+
+
+def student_spec(settings: Settings) -> ServerSpec:
+    def resolve(echo: Callable[[str], None]) -> str:
+        return str(resolve_base_model(settings, echo=echo))
+
+    def command(model: str, served_name: str, port: int) -> list[str]:
+        return build_command(settings, model=model, served_name=served_name, port=port)
+
+    return ServerSpec(
+        "student",
+        served_model_name(settings),
+        resolve,
+        command,
+        lambda: child_env_overrides(settings, detect_device()),
+    )
+
 
 PROBE_TIMEOUT_S = 5.0
 HEALTH_INTERVAL_S = 10.0
@@ -80,16 +112,19 @@ class VLLMSupervisor:
         poll_interval: float = 0.5,
         progress_interval: float = 10.0,
         health_interval: float = HEALTH_INTERVAL_S,
+        spec: ServerSpec | None = None,
     ) -> None:
         self._settings = settings
+        self._spec = spec or student_spec(settings)
+        self._role = self._spec.role
         self._command = command
         self._echo = echo
         self._poll = poll_interval
         self._progress_every = progress_interval
         self._health_every = health_interval
-        self._model_name = served_model_name(settings)
+        self._model_name = self._spec.served_name
         self._state = "stopped"
-        self._reason = "the student vLLM is not started"
+        self._reason = f"the {self._role} vLLM is not started"
         self._restarts = 0
         self._port: int | None = None
         self._child: ChildProcess | None = None
@@ -97,6 +132,10 @@ class VLLMSupervisor:
         self._log_path: Path | None = None
         self._ready_event = asyncio.Event()
         self.on_ready: list[ReadyCallback] = []
+
+    @property
+    def _log_stem(self) -> str:
+        return "vllm" if self._role == "student" else f"vllm-{self._role}"
 
     # --- public surface --------------------------------------------------------------
     @property
@@ -145,12 +184,13 @@ class VLLMSupervisor:
         if self._task is not None:
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self._log_path = self._settings.data_dir / "logs" / f"vllm-{stamp}-{os.getpid()}.log"
+        name = f"{self._log_stem}-{stamp}-{os.getpid()}.log"
+        self._log_path = self._settings.data_dir / "logs" / name
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._echo(f"[student] vLLM output goes to {self._log_path}")
+        self._echo(f"[{self._role}] vLLM output goes to {self._log_path}")
         atexit.register(self._kill_at_exit)
-        self._set("starting", "the student vLLM is being prepared")
-        self._task = asyncio.create_task(self._supervise(), name="vllm-supervisor")
+        self._set("starting", f"the {self._role} vLLM is being prepared")
+        self._task = asyncio.create_task(self._supervise(), name=f"{self._log_stem}-supervisor")
 
     async def stop(self) -> None:
         """Stops supervision and the child (SIGTERM, SIGKILL after vllm_stop_grace)."""
@@ -161,7 +201,7 @@ class VLLMSupervisor:
                 await task
         await self._reap_child(self._settings.vllm_stop_grace)
         atexit.unregister(self._kill_at_exit)
-        self._set("stopped", "the student vLLM is stopped")
+        self._set("stopped", f"the {self._role} vLLM is stopped")
 
     async def wait_ready(self, timeout: float) -> bool:
         """True once ready (again), False after `timeout` seconds."""
@@ -201,8 +241,8 @@ class VLLMSupervisor:
                     self._settings.vllm_restart_backoff_max,
                     self._settings.vllm_restart_backoff * 2 ** (failures - 1),
                 )
-                self._set("down", f"the student vLLM {why}; restarting in {delay:.0f} s")
-                self._echo(f"[student] vLLM {why}; restarting in {delay:g} s")
+                self._set("down", f"the {self._role} vLLM {why}; restarting in {delay:.0f} s")
+                self._echo(f"[{self._role}] vLLM {why}; restarting in {delay:g} s")
                 await asyncio.sleep(delay)
                 self._restarts += 1
 
@@ -215,15 +255,15 @@ class VLLMSupervisor:
         if not needs_model:
             return ""
         try:
-            model = await asyncio.to_thread(resolve_base_model, self._settings, echo=self._echo)
+            model = await asyncio.to_thread(self._spec.resolve, self._echo)
         except StudentModelError as exc:
-            self._fail(f"the student model is unavailable: {exc}")
+            self._fail(f"the {self._role} model is unavailable: {exc}")
             return None
         return str(model)
 
     def _fail(self, reason: str) -> None:
         self._set("failed", reason)
-        self._echo(f"[student] {reason}; requests go to the teacher")
+        self._echo(f"[{self._role}] {reason}; requests go to the teacher")
 
     def _spawn(self, model: str) -> ChildProcess:
         if self._port is None or not _port_is_free(self._port):
@@ -235,12 +275,10 @@ class VLLMSupervisor:
             "{served_name}": self._model_name,
         }
         if self._command is None:
-            cmd = build_command(
-                self._settings, model=model, served_name=self._model_name, port=self._port
-            )
+            cmd = self._spec.command(model, self._model_name, self._port)
         else:
             cmd = [self._fill(arg, values) for arg in self._command]
-        env = child_env_overrides(self._settings, detect_device())
+        env = self._spec.env()
         assert self._log_path is not None  # set by start()
         return ChildProcess.spawn(cmd, env, self._log_path)
 
@@ -262,7 +300,7 @@ class VLLMSupervisor:
         await self._run_on_ready()
         ready_at = time.monotonic()
         self._set("ready", "")
-        self._echo(f"[student] vLLM ready at {self.url} serving {self._model_name}")
+        self._echo(f"[{self._role}] vLLM ready at {self.url} serving {self._model_name}")
         why = await self._watch(http, self._child)
         return why, time.monotonic() - ready_at
 
@@ -275,7 +313,7 @@ class VLLMSupervisor:
             elapsed = time.monotonic() - started
             self._set(
                 "starting",
-                f"the student vLLM is loading (pid {child.pid}, {elapsed:.0f} s so far; "
+                f"the {self._role} vLLM is loading (pid {child.pid}, {elapsed:.0f} s so far; "
                 f"log: {self._log_path})",
             )
             if (code := child.poll()) is not None:
@@ -287,7 +325,7 @@ class VLLMSupervisor:
                 return f"was not ready after {timeout:.0f} s"
             if time.monotonic() >= next_progress:
                 next_progress += self._progress_every
-                self._echo(f"[student] vLLM starting ({elapsed:.0f} s): {self._last_line()}")
+                self._echo(f"[{self._role}] vLLM starting ({elapsed:.0f} s): {self._last_line()}")
             await asyncio.sleep(self._poll)
 
     async def _serves_model(self, http: httpx.AsyncClient) -> bool:
@@ -327,7 +365,7 @@ class VLLMSupervisor:
         """Runs the on_ready callbacks (e.g. re-loading the promoted LoRA) before traffic."""
         if not self.on_ready:
             return
-        self._set("starting", "the student vLLM is up; restoring its adapters")
+        self._set("starting", f"the {self._role} vLLM is up; restoring its adapters")
         calls = asyncio.gather(*(cb() for cb in self.on_ready), return_exceptions=True)
         try:
             results = await asyncio.wait_for(calls, ON_READY_TIMEOUT_S)

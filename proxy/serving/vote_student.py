@@ -1,0 +1,172 @@
+"""The vote student at serving time: embed the query on the encoder's vLLM, vote over the
+version's index (`trainer/vote.py`), answer as a chat completion.
+
+The answer is the chat completion the teacher would have given for a closed-set task: the
+label as the message content, `finish_reason` "stop", usage from the encoder's token count.
+Its logprobs carry one token, the label, whose log-probability is the log of the label's
+vote share, so the `sequence_prob` scorer reads the vote share back and the calibration
+gate, the log and the client's `logprobs` see one consistent confidence. The other labels
+that got votes are its `top_logprobs`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from proxy.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from proxy.serving.confidence import score_response
+from proxy.serving.student_call import StudentAnswer, StudentFailure
+from proxy.serving.student_state import StudentVersion
+from proxy.upstream.client import decode_json
+from proxy.upstream.students import StudentPool
+from trainer.vote import Vote, VoteIndex, log_share, query_text
+
+SCORER = "sequence_prob"
+
+
+@dataclass
+class VoteResult:
+    payload: dict[str, Any]
+    latency_ms: float
+
+
+class VoteStudent:
+    """The loaded vote indexes by version name, and the encoder replicas that embed queries."""
+
+    def __init__(self, pool: StudentPool, encoder_name: str, timeout: float) -> None:
+        self.pool = pool
+        self.encoder_name = encoder_name
+        self.timeout = timeout
+        self._indexes: dict[str, VoteIndex] = {}
+
+    # --- versions ------------------------------------------------------------------------
+    def load(self, name: str, directory: Path) -> None:
+        """Raises `VoteIndexError` when the directory holds no readable index."""
+        if name not in self._indexes:
+            self._indexes[name] = VoteIndex.load(directory)
+
+    def unload(self, name: str) -> None:
+        self._indexes.pop(name, None)
+
+    def index(self, name: str) -> VoteIndex | None:
+        return self._indexes.get(name)
+
+    def loaded(self) -> list[str]:
+        return list(self._indexes)
+
+    def available(self) -> bool:
+        return self.pool.available()
+
+    # --- answers -------------------------------------------------------------------------
+    async def embed(
+        self, texts: list[str], timeout: float | None = None, force: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """(vectors, prompt tokens) from one encoder replica; raises `UpstreamError`."""
+        endpoint = self.pool.pick(force)
+        if endpoint is None:
+            raise ServiceUnavailable(f"the encoder is unavailable: {self.pool.reason()}")
+        body = {"model": self.encoder_name, "input": texts}
+        endpoint.inflight += 1
+        try:
+            response = await endpoint.upstream.post_json(
+                "/embeddings", body, timeout or self.timeout
+            )
+        except UpstreamError:
+            endpoint.breaker.failure()
+            raise
+        finally:
+            endpoint.inflight -= 1
+        payload = decode_json(response.content) if response.content else {}
+        if response.status_code != 200:
+            endpoint.breaker.failure()
+            raise UpstreamError(f"encoder answered {response.status_code}")
+        endpoint.breaker.success()
+        try:
+            data = sorted(payload["data"], key=lambda d: d["index"])
+            vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UpstreamError(f"encoder sent an unexpected embeddings payload: {exc}") from exc
+        tokens = int((payload.get("usage") or {}).get("prompt_tokens") or 0)
+        return vectors, tokens
+
+    async def complete(
+        self,
+        body: dict[str, Any],
+        version: StudentVersion,
+        timeout: float | None = None,
+        force: bool = False,
+    ) -> VoteResult:
+        """The version's answer to `body` as a chat completion; raises `UpstreamError`
+        (encoder down or failing) or `ServiceUnavailable` (the index is not loaded)."""
+        index = self._indexes.get(version.name)
+        if index is None:
+            raise ServiceUnavailable(f"the vote index of {version.name} is not loaded")
+        text = query_text(body.get("messages") or [])
+        started = time.perf_counter()
+        if text is None:
+            raise UpstreamError("the request has no user message for the vote student")
+        vectors, tokens = await self.embed([text], timeout, force)
+        vote = index.vote(vectors[0])
+        latency = (time.perf_counter() - started) * 1000
+        return VoteResult(completion(vote, version.name, tokens), latency)
+
+
+def completion(vote: Vote, model: str, prompt_tokens: int) -> dict[str, Any]:
+    """A chat completion whose content is the voted label (see the module docstring)."""
+    token = {
+        "token": vote.label,
+        "logprob": log_share(vote.share),
+        "bytes": list(vote.label.encode()),
+        "top_logprobs": [
+            {"token": label, "logprob": log_share(share), "bytes": list(label.encode())}
+            for label, share in vote.ranking[:5]
+        ],
+    }
+    return {
+        "id": f"chatcmpl-vote-{secrets.token_hex(8)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": vote.label},
+                "logprobs": {"content": [token]},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 1,
+            "total_tokens": prompt_tokens + 1,
+        },
+    }
+
+
+async def ask_vote(
+    vote: VoteStudent,
+    body: dict[str, Any],
+    version: StudentVersion,
+    *,
+    force: bool = False,
+    background: bool = False,
+) -> StudentAnswer | StudentFailure:
+    """`ask_student` for a vote version: the same answer and failure types, scored by the
+    vote share (`sequence_prob` of the one label token)."""
+    del background  # an embedding waits behind nothing worth sparing the breaker for
+    try:
+        result = await vote.complete(body, version, force=force)
+    except UpstreamTimeout as exc:
+        return StudentFailure("student_timeout", exc)
+    except ServiceUnavailable as exc:
+        return StudentFailure("student_down", exc)
+    except UpstreamError as exc:
+        return StudentFailure("student_error", exc)
+    score = score_response(SCORER, result.payload)
+    return StudentAnswer(result.payload, result.latency_ms, score, SCORER)

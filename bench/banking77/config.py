@@ -108,6 +108,11 @@ class BenchSettings:
         return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
 
 
+def encoder_cache(base_model: Path) -> Path:
+    """The vote student's encoder directory next to the cached student model."""
+    return base_model.parent / "all-MiniLM-L6-v2"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench.banking77.run",
@@ -225,6 +230,8 @@ def proxy_env(
         env["DISTILL_STUDENT_URL"] = s.student_url
     elif base_model is not None:
         env["DISTILL_STUDENT_BASE_MODEL"] = str(base_model)
+        # The encoder is extracted once beside the converted student, not per run.
+        env["DISTILL_ENCODER_MODEL"] = str(encoder_cache(base_model))
     if role == "static":
         # It never retrains, so it needs no encoder for a vote student.
         env["DISTILL_CLOSED_SET_STUDENT"] = "lora"

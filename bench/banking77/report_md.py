@@ -84,15 +84,34 @@ def _reached(requests: int | None) -> str:
 def _goal_lines(goals: dict[str, Any]) -> list[str]:
     s, c, t = goals["student_alone"], goals["cascade"], goals["time"]
     mark = {True: "met", False: "NOT met"}
-    return [
+    lines = [
         f"- Student alone, {s['target']}: **{mark[bool(s['met'])]}** "
-        f"(final student/teacher accuracy ratio {pct(s['ratio'])}; "
-        f"{_reached(s['reached_at_requests'])}; {s.get('runs', '-')} runs).",
+        f"(by 1,500 teacher answers {pct(s.get('by_1500'))}, at the end {pct(s.get('final'))}, "
+        f"{pct(s['ratio'])} of the teacher; {s.get('runs', '-')} runs).",
         f"- Cascade as served, calibration automatic, {c['target']}: "
         f"**{mark[bool(c['met'])]}** (served/all-teacher accuracy {pct(c['ratio'])}, teacher "
         f"calls {pct(c.get('teacher_call_fraction'))}, cost {pct(c.get('cost_ratio'))}).",
-        f"- Time, {t['target']}: **{mark[bool(t['met'])]}**.",
     ]
+    if "serves_from" in goals:
+        f = goals["serves_from"]
+        lines.append(
+            f"- {f['target']}: **{mark[bool(f['met'])]}** (first student-served request: "
+            f"{f['first_student_request']})."
+        )
+    if "latency" in goals:
+        lat = goals["latency"]
+        lines.append(
+            f"- Latency, {lat['target']}: **{mark[bool(lat['met'])]}** (idle p50 "
+            f"{_ms(lat['idle_p50_ms'])}, p95 {_ms(lat['idle_p95_ms'])}; served p50 "
+            f"{_ms(lat['served_p50_ms'])}; fallback p50 {_ms(lat['fallback_p50_ms'])} against "
+            f"{_ms(lat['direct_teacher_p50_ms'])} direct)."
+        )
+    lines.append(f"- Time, {t['target']}: **{mark[bool(t['met'])]}**.")
+    return lines
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
 
 
 def _header(summary: dict[str, Any]) -> list[str]:

@@ -616,7 +616,8 @@ class Settings(BaseSettings):
         ge=-1,
         le=1,
         description="A candidate is promoted only if its agreement with the teacher on the "
-        "held-out split is at least the incumbent's plus this margin.",
+        "held-out split is at least the incumbent's plus this margin (a vote student refitted "
+        "over a vote incumbent, which holds the incumbent's rows and newer ones: at most 0).",
     )
     regression_set: Path | None = Field(
         None,
@@ -627,7 +628,7 @@ class Settings(BaseSettings):
         4, ge=1, description="Requests in flight to vLLM while evaluating a candidate."
     )
     calibration_interval: float = Field(
-        60.0,
+        10.0,
         gt=0,
         description="Seconds between re-calibrations from logged pairs (a new student "
         "serves nothing until its pairs are counted, so keep it short).",

@@ -206,16 +206,24 @@ class Promoter:
             "calibration_set": cal.summary() if cal_rows else None,
             # Gold rows are held out first (`gold_holdout_fraction`): both splits pooled.
             "gold": gold_accuracy([*rows, *cal_rows], [*cand.items, *cal.items]),
-            "margin": self._settings.promotion_margin,
+            "margin": self._margin(candidate, incumbent),
             "trainer_report": artifacts.trainer_summary(),
         }
         metrics["weak_spots"] = await self._weak_spots(candidate)
         regression = await self._regression(candidate, incumbent, metrics)
         ok, reason = gate(
-            cand.agreement, inc.agreement, self._settings.promotion_margin, regression
+            cand.agreement, inc.agreement, self._margin(candidate, incumbent), regression
         )
         log.info("run %s: %s", candidate.version, reason)
         return Outcome(ok, reason, candidate, metrics)
+
+    def _margin(self, candidate: StudentVersion, incumbent: StudentVersion) -> float:
+        """A vote index refitted over a vote incumbent holds the incumbent's rows and newer
+        ones: a tie on a small eval split is noise, not a regression, so it only has to be
+        as good. Everything else must beat the incumbent by `promotion_margin`."""
+        if candidate.kind == incumbent.kind == "vote":
+            return min(0.0, self._settings.promotion_margin)
+        return self._settings.promotion_margin
 
     async def _weak_spots(self, candidate: StudentVersion) -> dict[str, Any]:
         """For the run report: the traffic so far per label (closed-set task) or per tag."""

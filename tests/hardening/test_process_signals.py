@@ -81,7 +81,10 @@ def test_sigkill_loses_at_most_the_last_flush_interval(serve: Any, tmp_path: Any
     outcomes, killed_at = asyncio.run(steady())
     assert proxy.child.popen.wait(timeout=10) == -signal.SIGKILL
     acked = [o for o in outcomes if o.acknowledged]
-    assert len(acked) > 50
+    # Not a fixed count: how many get through in 2.5 s depends on the machine's load. What
+    # matters is checked below: some finished early enough to be committed, and none of those
+    # is missing.
+    assert acked, "nothing was acknowledged before the kill"
     present = logged_ids(config.db)  # opens cleanly: DuckDB replays its WAL
     # The writer commits every `flush` seconds; allow one more interval for the commit itself.
     bound = killed_at - 2 * flush

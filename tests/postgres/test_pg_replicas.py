@@ -107,6 +107,17 @@ def _log_rows(server: Server, outcome: str) -> float:
     raise AssertionError(f"no distill_log_rows_total for {outcome}")
 
 
+def settled_spill_counts(servers: list[Server], timeout: float) -> tuple[float, float]:
+    """Rows spilled and replayed over all replicas, once they match (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spilled = sum(_log_rows(s, "spilled") for s in servers)
+        replayed = sum(_log_rows(s, "replayed") for s in servers)
+        if replayed == spilled or time.monotonic() > deadline:
+            return spilled, replayed
+        time.sleep(0.2)
+
+
 def test_two_replicas_one_row_per_acknowledged_request(replicas: tuple[Serve, str]) -> None:
     serve, url = replicas
     servers = [serve("a"), serve("b")]
@@ -144,14 +155,19 @@ def test_database_restart_mid_traffic_spills_and_replays(
         after = asyncio.run(_traffic(servers, "after", 40))
         for prefix, outcomes in (("before", before), ("during", during), ("after", after)):
             acked = {o.request_id for o in outcomes if o.status == 200 and o.complete}
-            assert len(acked) == len(outcomes), prefix
+            assert len(acked) == len(outcomes), prefix  # served through the outage
             # Replay probes the database every few seconds once a write has failed.
             rows = wait_rows(url, prefix, acked, timeout=30)
+            # What matters: no acknowledged row lost, none doubled by the replay.
             assert set(rows) == acked, (prefix, len(acked - set(rows)))
             assert set(rows.values()) == {1}, prefix
-        spilled = sum(_log_rows(s, "spilled") for s in servers)
-        replayed = sum(_log_rows(s, "replayed") for s in servers)
-        assert spilled >= 60 and replayed == spilled  # the outage's rows took the journal
+        # Spilling happened and everything spilled was replayed. Not a fixed count: which rows
+        # spill depends on when their batch is flushed (a row of `during` that reaches the
+        # writer after the restart, e.g. one waiting for its background answer, goes straight
+        # in; a row of `before` not flushed before the stop spills). The replayed counter moves
+        # just after a replayed file's rows are committed, so it may lag the rows seen above.
+        spilled, replayed = settled_spill_counts(servers, timeout=10)
+        assert spilled > 0 and replayed == spilled, (spilled, replayed)
     finally:
         stop_all(*started)
 

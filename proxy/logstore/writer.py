@@ -15,7 +15,8 @@ lost (the journal is flushed to the OS on every append; DuckDB replays its WAL).
 With ``durable=True`` (``DISTILL_LOG_DURABLE``) none are: `submit` also appends the row
 to a ``durable-*`` journal file, which is deleted once its rows are in the database
 (or spilled); a restart (or another worker on the same directory) replays what a
-killed process left (duplicates are ignored by id).
+killed process left (duplicates are ignored by id). A row answered before it is complete
+(its background answer pending) is journaled at once in `held` (`proxy.logstore.held`).
 
 Other code never opens a second write connection: `execute` runs a statement on
 the writer thread and returns a Future; `read`/`cursor` give in-process cursors on
@@ -38,8 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from proxy.logstore.backend import DuckDBBackend, LogBackend, is_postgres_url
-from proxy.logstore.journal import DURABLE_PREFIX, SpillJournal, adopt_orphans
+from proxy.logstore.backend import DuckDBBackend, LogBackend, backend_for
+from proxy.logstore.held import HeldJournal
+from proxy.logstore.journal import DURABLE_PREFIX, SpillJournal, adopt_killed
 from proxy.logstore.rows import COLUMN_SET, InsertBatch, insert_batch, unknown_keys
 from proxy.logstore.sink import (
     FAILURES,
@@ -80,6 +82,8 @@ class LogWriterStats:
     queue_depth: int = 0
     spill_bytes: int = 0  # journal bytes waiting for replay
     alive: bool = False  # the writer thread runs
+    held: int = 0  # answered rows journaled while they wait for a background answer
+    unjournaled: int = 0  # durable mode: rows the journal could not take (lost on a crash)
 
 
 @dataclass
@@ -106,7 +110,7 @@ class LogWriter:
         backend: LogBackend | None = None,
         durable: bool = False,
     ) -> None:
-        self.backend = backend or _backend_for(db_path, connect, insert)
+        self.backend = backend or backend_for(db_path, connect, insert)
         self.db_path = Path(db_path) if isinstance(self.backend, DuckDBBackend) else None
         self._queue_size = queue_size
         self._flush_interval = flush_interval
@@ -119,6 +123,8 @@ class LogWriter:
             if durable
             else None
         )
+        self.held = HeldJournal(self._spill_dir, spill_max_bytes) if durable else None
+        self._unjournaled = 0
         # Durable mode: a row's journal append and its queueing are one step, so each
         # drain knows which journal file holds exactly the rows it takes.
         self._durable_lock = threading.Lock()
@@ -188,6 +194,8 @@ class LogWriter:
             if sealed is not None:
                 self._durable.discard(sealed)  # its rows are written or spilled by now
             self._durable.close()
+        if self.held is not None:
+            self.held.close()  # rows still held stay for the next start
         return True
 
     # --- request path ------------------------------------------------------------------
@@ -207,6 +215,7 @@ class LogWriter:
                 try:
                     self._durable.append([record])
                 except OSError as exc:  # disk full: the row is still queued, just not durable
+                    self._unjournaled += 1
                     self._durable_failed(exc)
                 self._queue.append(record)
         else:
@@ -236,6 +245,7 @@ class LogWriter:
     def stats(self) -> LogWriterStats:
         c = self._sink.counters
         depth = len(self._queue)
+        held = self.held
         return LogWriterStats(
             queued=self._taken + depth,
             written=c.written,
@@ -249,6 +259,8 @@ class LogWriter:
             queue_depth=depth,
             spill_bytes=self._sink.journal.size_bytes,
             alive=self._thread is not None and self._thread.is_alive(),
+            held=held.rows_held if held else 0,
+            unjournaled=self._unjournaled + (held.unjournaled if held else 0),
         )
 
     # --- other writes and reads ----------------------------------------------------------
@@ -286,7 +298,7 @@ class LogWriter:
         # sharing the directory) becomes spill files, which the replay then writes.
         self._next_adoption = time.monotonic() + _ADOPT_EVERY_SECONDS
         try:
-            if adopt_orphans(self._spill_dir):
+            if adopt_killed(self._spill_dir):
                 self._sink.journal.rescan()
         except OSError as exc:
             log.warning("could not adopt journal files in %s: %s", self._spill_dir, exc)
@@ -333,6 +345,8 @@ class LogWriter:
 
     def _drain(self) -> None:
         # Only what is queued now: a sustained flood must not starve commands and replay.
+        if self.held is not None:
+            self.held.tidy()
         if self._durable is None:
             self._write_queued(len(self._queue))
             return
@@ -382,11 +396,3 @@ class LogWriter:
             if self.backend.is_fatal(exc):
                 self._sink.reset()
             command.future.set_exception(exc)
-
-
-def _backend_for(db: Path | str, connect: Connect, insert: InsertBatch) -> LogBackend:
-    if is_postgres_url(db):
-        from proxy.logstore.postgres import PostgresBackend
-
-        return PostgresBackend(str(db))
-    return DuckDBBackend(Path(db), connect, insert)

@@ -27,7 +27,7 @@ StateGetter = Callable[[], Any]
 
 
 class LogStoreCollector(Collector):
-    """`distill_log_queue_depth` and `distill_log_rows_total{outcome}` from the writer."""
+    """`distill_log_queue_depth`, `distill_log_held_rows` and `distill_log_rows_total{outcome}`."""
 
     def __init__(self, writer: StateGetter) -> None:
         self._writer = writer
@@ -42,8 +42,14 @@ class LogStoreCollector(Collector):
             "Log rows waiting in memory for the writer.",
             value=stats.queue_depth,
         )
+        yield GaugeMetricFamily(
+            "distill_log_held_rows",
+            "Answered rows journaled while they wait for a background answer.",
+            value=getattr(stats, "held", 0),
+        )
         rows = CounterMetricFamily("distill_log_rows", "Log rows by outcome.", labels=["outcome"])
-        for outcome in ("written", "spilled", "replayed", "dropped", "rejected"):
+        # unjournaled: durable mode, rows the journal could not take (logged, not crash-safe)
+        for outcome in ("written", "spilled", "replayed", "dropped", "rejected", "unjournaled"):
             rows.add_metric([outcome], getattr(stats, outcome, 0))
         yield rows
         yield CounterMetricFamily(

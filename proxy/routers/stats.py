@@ -63,6 +63,8 @@ def _live(request: Request, report: dict[str, Any]) -> dict[str, Any]:
         "dropped": stats.dropped,
         "rejected": stats.rejected,
         "write_errors": stats.write_errors,
+        "held": stats.held,
+        "unjournaled": stats.unjournaled,
     }
     return report
 

@@ -271,12 +271,13 @@ class ChatService:
                     if i == 0:
                         record["ttfb_ms"] = (time.perf_counter() - ctx.started) * 1000
                     yield encode(chunk)
-                yield DONE
                 status = 200
+                self.finish(record, ctx, status, extra=shadow)  # logged before [DONE] goes out
+                yield DONE
             finally:
                 if status != 200:
                     record["error"] = "client disconnected mid-stream"
-                self.finish(record, ctx, status, extra=shadow)
+                    self.finish(record, ctx, status, extra=shadow)
 
         return StreamingResponse(gen(), media_type="text/event-stream", headers=headers)
 
@@ -388,14 +389,14 @@ class ChatService:
             self._submit(record)
             return
 
-        self.pending.hold(record)
+        token = self.pending.hold(record)  # journaled as it is now (see PendingRows)
 
         async def later() -> None:
             try:
                 await extra
             finally:
                 self._submit(record)
-                self.pending.release(record)
+                self.pending.release(record, token)
 
         self._spawn(later())
 

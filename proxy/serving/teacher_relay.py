@@ -1,7 +1,7 @@
 """Relaying the teacher's SSE stream to the client as it arrives, while reassembling
 it for the log. Retries happen only before the first byte; a failure after it
 ends the stream with an OpenAI error event, then ``data: [DONE]``, and is never
-passed off as a complete answer."""
+passed off as a complete answer. The row is logged before ``[DONE]`` goes out."""
 
 from __future__ import annotations
 
@@ -71,18 +71,28 @@ async def relay_teacher_stream(
         await stack.aclose()
         raise
     state = _RelayState(_ChunkFilter(body, added_logprobs), scrub)
+    logged = False
+
+    def log_row() -> None:
+        nonlocal logged
+        if logged:
+            return
+        logged = True
+        latency = (time.perf_counter() - started) * 1000
+        records.add_teacher(record, state.acc.result(), latency, retries)
+        if state.error:
+            record["error"] = f"teacher stream: {state.error}"
+        finish(state.status)
 
     async def gen() -> AsyncIterator[bytes]:
         try:
             async for piece in state.relay(response, ctx, record):
                 yield piece
+            log_row()  # before [DONE]: a client that has the whole answer has its row logged
+            yield DONE
         finally:
             await stack.aclose()
-            latency = (time.perf_counter() - started) * 1000
-            records.add_teacher(record, state.acc.result(), latency, retries)
-            if state.error:
-                record["error"] = f"teacher stream: {state.error}"
-            finish(state.status)
+            log_row()  # the client left mid-stream
 
     return StreamingResponse(gen(), media_type="text/event-stream", headers=headers)
 
@@ -116,7 +126,6 @@ class _RelayState:
             yield error_event(f"teacher stream failed: {self.error}")
         else:
             self.status = 200
-        yield DONE
 
     def _handle(self, data: str) -> bytes | None:
         if data.strip() == "[DONE]":

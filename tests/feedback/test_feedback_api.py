@@ -75,6 +75,7 @@ def test_feedback_while_the_row_waits_for_a_background_answer(
     with make_proxy(student=student, target_agreement=0.9, student_timeout=5, **KEYS) as h:
         ask(h, "key-alice", "req-slow", route="auto")
         assert h.app.state.pending.owner("req-slow") is not None  # not logged yet
+        assert h.app.state.writer.stats.held == 1  # but journaled: a crash would not lose it
         assert feedback(h, "key-bob", request_id="req-slow", rating="bad").status_code == 404
         resp = feedback(h, "key-alice", request_id="req-slow", correction="Paris")
         assert resp.status_code == 200, resp.text
@@ -82,7 +83,7 @@ def test_feedback_while_the_row_waits_for_a_background_answer(
         while h.app.state.pending.owner("req-slow") and time.monotonic() < deadline:
             time.sleep(0.05)
         h.flush()
-        assert len(h.app.state.pending) == 0
+        assert len(h.app.state.pending) == 0 and h.app.state.writer.stats.held == 0
         row = next(r for r in h.rows() if r["id"] == "req-slow")
         assert row["student_text"] == "Paris" and row["teacher_text"]
         assert stored(h) == [("req-slow", None, "Paris", None, "api")]

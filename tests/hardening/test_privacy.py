@@ -17,7 +17,7 @@ from proxy.logstore.writer import LogWriter
 from proxy.privacy import Redactor, purge_once
 from proxy.privacy.records import rewrite_record
 from proxy.privacy.retention import ERASED_COLUMNS
-from tests.fakes import FakeUpstream
+from tests.fakes import FakeUpstream, hang
 
 ALL = Redactor(["email", "phone", "card", "iban"], {"ticket": r"TICKET-\d{6}"})
 
@@ -215,3 +215,16 @@ def test_retention_job_runs_in_the_server(make_proxy: Any) -> None:
         fresh = h.rows("id <> 'ancient'")[0]
         assert fresh["request_json"] is not None
         assert re.search("hi", str(fresh["request_json"]))
+
+
+def test_a_row_waiting_for_its_background_answer_is_journaled_redacted(make_proxy: Any) -> None:
+    # Cold start, slow student: the row waits for the background answer, journaled meanwhile.
+    prompt = f"I am {PLANTED['email']}, card {PLANTED['card']}"
+    student = FakeUpstream(script=[hang(1.5)], default_text="Paris")
+    with make_proxy(student=student, target_agreement=0.9, student_timeout=5, redact_pii=True) as h:
+        messages = [{"role": "user", "content": prompt}]
+        h.client().chat.completions.create(model="m", messages=messages)
+        held = list((h.settings.data_dir / "spill").glob("held-*.jsonl"))
+        journaled = b"".join(path.read_bytes() for path in held).decode()
+        assert h.app.state.writer.stats.held == 1 and "<EMAIL>" in journaled
+        assert PLANTED["email"] not in journaled and PLANTED["card"] not in journaled

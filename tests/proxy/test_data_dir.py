@@ -44,10 +44,11 @@ def test_the_log_follows_the_data_directory(
 
 def test_install_converts_the_default_model_where_the_server_looks() -> None:
     install = (REPO / "scripts" / "install.sh").read_text()
-    match = re.search(r'--out "\$\{DISTILL_DATA_DIR:-(\w+)\}/models/([\w.-]+)"', install)
-    assert match, "scripts/install.sh no longer converts the default model into the data dir"
-    assert Path(match.group(1)) == Settings().data_dir
-    assert match.group(2) == DEFAULT_MODEL_NAME
+    data_dir = re.search(r'^DATA_DIR="\$\{DISTILL_DATA_DIR:-(\w+)\}"', install, re.M)
+    match = re.search(r'--out "\$DATA_DIR/models/([\w.-]+)"', install)
+    assert data_dir and match, "scripts/install.sh no longer converts the model into the data dir"
+    assert Path(data_dir.group(1)) == Settings().data_dir
+    assert match.group(1) == DEFAULT_MODEL_NAME
 
 
 def test_test_artifacts_and_ignores_stay_in_the_data_directory() -> None:

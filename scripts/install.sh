@@ -123,5 +123,16 @@ else
   echo "[install] postgresql not installed (needs root and apt-get): the PostgreSQL tier will be skipped"
 fi
 
+# The Redis tier starts a throwaway redis-server (shared rate limits across replicas).
+if command -v redis-server >/dev/null 2>&1; then
+  echo "[install] redis-server: found $(command -v redis-server)"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  install_redis() { apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null; }
+  step "redis-server (for the Redis test tier)" install_redis ||
+    echo "[install] redis-server unavailable: the Redis tier will be skipped"
+else
+  echo "[install] redis-server not installed (needs root and apt-get): the Redis tier will be skipped"
+fi
+
 touch "$STAMP"
 echo "[install] done: $VENV in $((SECONDS - T0)) s"

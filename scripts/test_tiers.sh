@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, one tier after another, each with a header, pytest's
 # progress counter and its duration; exits non-zero if any tier failed.
-# Tiers (markers in pyproject.toml): fast, chaos, postgres, train, browser, e2e; every
+# Tiers (markers in pyproject.toml): fast, chaos, postgres, redis, train, browser, e2e; every
 # test belongs to exactly one. Extra arguments go to every pytest call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${DISTILL_VENV:-.venv}/bin/python"
 TIERS=(
-  "fast|not (e2e or train or browser or chaos or postgres)|unit and in-process app tests"
-  "chaos|chaos and not (e2e or train or browser or postgres)|fault tests with subprocesses and signals"
-  "postgres|postgres and not (e2e or train or browser)|replicas on a real PostgreSQL cluster the tests start"
+  "fast|not (e2e or train or browser or chaos or postgres or redis)|unit and in-process app tests"
+  "chaos|chaos and not (e2e or train or browser or postgres or redis)|fault tests with subprocesses and signals"
+  "postgres|postgres and not (e2e or train or browser or redis)|replicas on a real PostgreSQL cluster the tests start"
+  "redis|redis and not (e2e or train or browser)|shared limits on a real redis-server the tests start"
   "train|train and not (e2e or browser)|real TRL/PEFT training on the CPU"
   "browser|browser and not e2e|the dashboard in headless Chromium"
   "e2e|e2e|against a real vLLM student on the CPU (starts one, about a minute)"

@@ -18,7 +18,12 @@ from tests.fakes import FakeUpstream, error_response, json_response
 from trainer.vote import VoteIndex
 
 LABELS = ("card_arrival", "refund")
-VOTE_SETTINGS: dict[str, Any] = {"encoder_url": "http://encoder.test/v1", "target_agreement": 0.8}
+# No shadow samples: the tests count every teacher request.
+VOTE_SETTINGS: dict[str, Any] = {
+    "encoder_url": "http://encoder.test/v1",
+    "target_agreement": 0.8,
+    "shadow_rate": 0.0,
+}
 VECTORS = {
     "where is my card": [1.0, 0.0],
     "my card has not come": [0.95, 0.05],

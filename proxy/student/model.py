@@ -14,11 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from proxy.settings import Settings
+from trainer.convert_gguf import DEFAULT_MODEL_NAME
+from trainer.convert_gguf import MARKER as CONVERTED_MARKER
 
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-# Must equal trainer.convert_gguf.MARKER (a test checks it); not imported so that the proxy
-# does not depend on the trainer package's imports.
-CONVERTED_MARKER = "distill-converted.json"
 CONVERT_TIMEOUT_S = 1800.0
 
 

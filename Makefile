@@ -18,7 +18,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not e2e and not train and not browser"
 
 lint: setup
-	$(VENV)/bin/ruff check proxy trainer bench tests && $(VENV)/bin/mypy
+	$(VENV)/bin/ruff check proxy trainer bench tests && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports
 
 bench-quick: setup
 	$(PY) -m bench.banking77.run --quick

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"  # the directory it is converted into
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Where the GGUF is kept, under the data directory (DISTILL_DATA_DIR, default `data`).
 GGUF_SUBDIR = Path("models") / "gguf"

@@ -29,6 +29,7 @@ import duckdb
 
 from trainer.config import TrainConfig
 from trainer.feedback import feedback_source, gold_summary
+from trainer.rows import TrainRow
 from trainer.task import PromptPrefix, detect_closed_set, detect_prompt_prefix, strip_prefix
 from trainer.validators import apply_answer_filters
 
@@ -55,21 +56,6 @@ class NotEnoughData(ValueError):
     def __init__(self, message: str, selection: DatasetSelection | None = None) -> None:
         super().__init__(message)
         self.selection = selection
-
-
-@dataclass(frozen=True)
-class TrainRow:
-    """One selected request: the conversation as the client sent it and the teacher answer."""
-
-    id: str
-    prompt_hash: str
-    created_at: datetime | None
-    messages: tuple[dict[str, Any], ...]
-    completion: str
-    teacher_logprobs: tuple[dict[str, Any], ...] | None
-    shadow: bool
-    gold: bool = False  # the label comes from a user's feedback (trainer/feedback.py)
-    teacher_answer: str | None = None  # the teacher's own answer, when gold
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Every model (candidate, incumbent, base) is asked the eval prompts the way it is served:
 its own pruned system prompt stripped, its own closed label set as a decoding constraint.
 Each answer gets an agreement score against the teacher's (`trainer.agreement`) and a
-confidence under every scorer of `proxy.serving.confidence`, so the report shows agreement
+confidence under every scorer of `trainer.confidence`, so the report shows agreement
 as a function of confidence (calibration bins) and the coverage/agreement trade-off at
 candidate thresholds: the evidence a promotion gate and a threshold choice need.
 """
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.serving.confidence import SCORERS
 from trainer.agreement import SHORT_ANSWER_WORDS, agreement
 from trainer.backends import GenerationBackend
 from trainer.breakdown import label_breakdown
+from trainer.confidence import SCORERS
 from trainer.dataset import TrainRow
 from trainer.feedback import eval_gold_summary
 from trainer.task import PromptPrefix, strip_prefix

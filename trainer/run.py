@@ -1,6 +1,6 @@
 """One distillation run: snapshot -> dataset -> LoRA (hard + soft labels) -> evaluation.
 
-    python -m trainer.run --snapshot S --run-dir D [--config-json J] [--base-model M]
+    python -m trainer.run --snapshot S --run-dir D --base-model M [--config-json J]
         [--incumbent-adapter A] [--eval-url URL --eval-model NAME] [--since 7d]
 
 This is what the server's scheduler spawns as a separate process (and what
@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainConfig
+from trainer.convert_gguf import DEFAULT_MODEL_NAME, convert, is_converted
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
 from trainer.runfiles import write_error, write_json_atomic, write_phase
 
 if TYPE_CHECKING:
-    from proxy.settings import Settings
     from trainer.compare import EvalServer
     from trainer.vote_fit import Encoder
 
@@ -198,7 +198,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", type=Path, required=True, help="Parquet snapshot of requests")
     p.add_argument("--run-dir", type=Path, required=True, help="output directory of the run")
     p.add_argument("--config-json", type=Path, help="TrainConfig as JSON (TrainConfig.to_dict)")
-    p.add_argument("--base-model", help="HF dir or hub id (default: the configured student)")
+    p.add_argument(
+        "--base-model",
+        help="HF dir or hub id of the student's base model, needed (the proxy passes the one "
+        "it serves; the default student's directory is converted on first use)",
+    )
     p.add_argument("--incumbent-adapter", type=Path, help="current adapter dir, if any")
     p.add_argument("--eval-url", help="student vLLM base URL (…/v1) to evaluate through")
     p.add_argument("--eval-model", help="base model name served at --eval-url")
@@ -210,14 +214,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_base_model_arg(value: str | None, settings: Settings | None = None) -> str:
-    """``--base-model`` or the student the settings configure (converted on first use)."""
-    if value:
-        return value
-    from proxy.settings import Settings
-    from proxy.student.model import resolve_base_model
-
-    return str(resolve_base_model(settings or Settings()))
+def resolve_base_model_arg(value: str | None) -> str:
+    """``--base-model``, needed: the proxy passes the model its student serves (the trainer
+    never reads the proxy's settings). The default student's directory (an absolute path
+    named like it) is converted from its GGUF first if nothing converted it yet."""
+    if not value:
+        raise ValueError("--base-model is needed (the proxy passes the model it serves)")
+    path = Path(value)
+    if path.is_absolute() and path.name == DEFAULT_MODEL_NAME and not is_converted(path):
+        convert(path)
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

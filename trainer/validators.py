@@ -25,14 +25,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainer.agreement import normalize_answer
 from trainer.config import TrainConfig
+from trainer.rows import TrainRow
 from trainer.task import CLOSED_SET_MAX_CHARS, CLOSED_SET_MAX_WORDS
-
-if TYPE_CHECKING:
-    from trainer.dataset import TrainRow
 
 Validator = Callable[[list[dict[str, Any]], str], "bool | str | None"]
 ENTRY_POINT_GROUP = "distill.validators"

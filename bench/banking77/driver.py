@@ -19,7 +19,7 @@ from openai import AsyncOpenAI
 
 from bench.banking77.confusions import unit_hash
 from bench.banking77.data import Example, build_messages, normalise_answer
-from proxy.serving.confidence import SCORERS, score_response
+from trainer.confidence import SCORERS, score_response
 
 # A stream can break after the headers, below the SDK's own exception mapping.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (openai.APIConnectionError, OSError)

@@ -10,21 +10,37 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bench.banking77.admin import AdminClient
-from bench.banking77.config import proxy_env
+from bench.banking77.config import BenchSettings, proxy_env
+from bench.banking77.data import Example
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary
 from bench.banking77.report_calibration import evidence_check, run_reports
 from bench.banking77.rounds import LoopConfig, learning_phase, teacher_spend_probe, validate
-from bench.banking77.stack import start_proxy, stop_server
+from bench.banking77.stack import Server, TeacherSpec, start_proxy, stop_server
 from bench.common.console import say
 
-if TYPE_CHECKING:
-    from bench.banking77.run import Bench
-
 ARM_DIR = "feedback-arm"
+
+
+class Bench(Protocol):
+    """What the arm needs of the run (`bench.banking77.run.Bench`, which calls the arm: a
+    protocol here, so that this module does not import that one)."""
+
+    s: BenchSettings
+    raw: dict[str, Any]
+    teacher: Server | None
+    spec: TeacherSpec
+    admin_key: str
+    base_model: Path | None
+    logs: Path
+    labels: list[str]
+    traffic: list[tuple[int, Example]]
+    validation: list[Example]
+
+    def checkpoint(self, segments: list[dict[str, Any]] | None = None) -> None: ...
 
 
 def arm_evidence(work_dir: Path) -> dict[str, Any]:

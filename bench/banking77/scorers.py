@@ -1,7 +1,7 @@
 """Which confidence scorer tells right from wrong student answers best, on the same answers.
 
 The validation requests of every round ask for logprobs, so the driver records every
-scorer of `proxy.serving.confidence` on each answer the student gave alone. Ranking those
+scorer of `trainer.confidence` on each answer the student gave alone. Ranking those
 answers by one scorer, the student's accuracy (against gold) on the top X% is what a
 threshold serving X% of the traffic would have served. Same answers, same gold labels,
 only the ranking differs, so the comparison between scorers is exact.

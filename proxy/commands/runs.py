@@ -2,8 +2,8 @@
 
 A running server owns the DuckDB file and the student, so these ask its admin API first
 (``server_url``, ``DISTILL_ADMIN_KEY`` as Bearer). `distill train` without a server (or with
-``--dry-run``) runs the trainer in this process (`trainer.cli.train_command`, imported lazily:
-torch is only needed then); ``--now`` insists on the server.
+``--dry-run``) runs the trainer in this process (`proxy.commands.train.train_command`,
+imported lazily: torch is only needed then); ``--now`` insists on the server.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _ask_server(admin: AdminClient, args: argparse.Namespace, overrides: dict[st
 
 def _train_locally(args: argparse.Namespace, settings: Settings, config: Path | None) -> int:
     try:
-        from trainer.cli import train_command
+        from proxy.commands.train import train_command
     except ImportError as exc:
         return _fail(
             f"the trainer is not installed here ({exc}); pip install 'distill-proxy[train]'"

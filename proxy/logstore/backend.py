@@ -136,14 +136,3 @@ class DuckDBBackend:
 
     def discard(self, conn: duckdb.DuckDBPyConnection) -> None:
         conn.close()
-
-
-def backend_for(
-    db: Path | str, connect: Connect = connect_db, insert: InsertBatch = insert_batch
-) -> LogBackend:
-    """The engine `DISTILL_DB` names: a PostgreSQL URL, else a DuckDB file."""
-    if is_postgres_url(db):
-        from proxy.logstore.postgres import PostgresBackend
-
-        return PostgresBackend(str(db))
-    return DuckDBBackend(Path(db), connect, insert)

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from proxy.logstore.backend import DuckDBBackend, LogBackend, backend_for
+from proxy.logstore.backend import DuckDBBackend, LogBackend
+from proxy.logstore.engines import backend_for
 from proxy.logstore.held import HeldJournal
 from proxy.logstore.journal import DURABLE_PREFIX, SpillJournal, adopt_killed
 from proxy.logstore.rows import COLUMN_SET, InsertBatch, insert_batch, unknown_keys

@@ -17,11 +17,11 @@ from typing import Any
 from proxy.errors import UpstreamError
 from proxy.loop.artifacts import EvalRow
 from proxy.loop.calibration import Pair, agrees
-from proxy.serving.confidence import score_response
 from proxy.serving.records import first_text
 from proxy.serving.student_call import student_body
 from proxy.serving.student_state import StudentVersion
 from proxy.upstream.students import StudentEndpoint, StudentPool
+from trainer.confidence import score_response
 from trainer.feedback import accuracy, teacher_gold_accuracy
 
 PROBE = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}

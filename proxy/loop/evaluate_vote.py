@@ -12,10 +12,10 @@ from proxy.errors import ProxyError
 from proxy.loop.artifacts import EvalRow
 from proxy.loop.calibration import agrees
 from proxy.loop.evaluate import EvalItem, EvalResult, EvaluationError
-from proxy.serving.confidence import score_response
 from proxy.serving.records import first_text
 from proxy.serving.student_state import StudentVersion
 from proxy.serving.vote_student import SCORER, VoteStudent, completion
+from trainer.confidence import score_response
 from trainer.vote import VoteIndex, query_text
 
 BATCH = 64

@@ -40,8 +40,8 @@ from proxy.loop.lora import LoraError
 from proxy.loop.process import describe_exit, kill_orphan, signal_group, spawn, terminate
 from proxy.loop.promotion import Promoter
 from proxy.loop.store import LoopStore, utcnow
+from proxy.loop.train_config import train_config_from_settings
 from proxy.settings import Settings
-from trainer.config import TrainConfig
 
 log = logging.getLogger("distill.loop")
 
@@ -125,7 +125,7 @@ class RunManager:
             raise ValueError(f"unknown trigger {trigger!r}")
         # The promotion gate measures the incumbent itself: the trainer need not.
         values = {"eval_incumbent": False, **(overrides or {})}
-        config = TrainConfig.from_settings(self._settings, **values).to_dict()
+        config = train_config_from_settings(self._settings, **values).to_dict()
         running = self._current
         if running is not None:
             skipped = new_run_id()

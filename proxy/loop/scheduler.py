@@ -41,7 +41,7 @@ from proxy.loop.promotion import Promoter
 from proxy.loop.runs import RunConflict, RunManager
 from proxy.loop.store import LoopStore, VersionRow, utcnow
 from proxy.settings import Settings
-from proxy.student.model import CONVERTED_MARKER, default_model_dir
+from proxy.student.model import default_model_dir
 
 log = logging.getLogger("distill.loop")
 
@@ -87,12 +87,13 @@ def trainer_command(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "trainer.run"]
 
 
-def base_model_arg(settings: Settings) -> str | None:
-    """The base model the trainer fine-tunes: the one vLLM serves."""
+def base_model_arg(settings: Settings) -> str:
+    """The base model the trainer fine-tunes: the one vLLM serves. Always passed (the trainer
+    never reads the proxy's settings): the default model's directory, if it is not converted
+    yet, the trainer converts first (`trainer.run.resolve_base_model_arg`)."""
     if settings.student_base_model:
         return settings.student_base_model
-    converted = default_model_dir(settings)
-    return str(converted.resolve()) if (converted / CONVERTED_MARKER).is_file() else None
+    return str(default_model_dir(settings).resolve())
 
 
 def _replica_urls(state: Any) -> list[str]:
@@ -123,15 +124,7 @@ def _base_name(state: Any) -> str | None:
 
 
 def _trainer_args(state: Any, promoter: Promoter) -> list[str]:
-    args: list[str] = []
-    base = base_model_arg(state.settings)
-    if base:
-        args += ["--base-model", base]
-    else:
-        log.warning(
-            "student_base_model is unset: the trainer uses its default base model, "
-            "which must be the model the student vLLM serves"
-        )
+    args: list[str] = ["--base-model", base_model_arg(state.settings)]
     current = state.active.current
     adapter = promoter.adapter_path(current.name)
     if adapter is not None:

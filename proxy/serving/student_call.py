@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError, UpstreamTimeout
-from proxy.serving.confidence import score_response
 from proxy.serving.structured import answer_problem, structured_spec
 from proxy.serving.student_state import StudentVersion
 from proxy.upstream.students import StudentPool
+from trainer.confidence import score_response
 
 # Features a request may use that a small student cannot serve (checked per request).
 FEATURE_CHECKS = {

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from proxy.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
-from proxy.serving.confidence import score_response
 from proxy.serving.student_call import StudentAnswer, StudentFailure
 from proxy.serving.student_state import StudentVersion
 from proxy.upstream.client import decode_json
 from proxy.upstream.students import StudentPool
+from trainer.confidence import score_response
 from trainer.vote import Vote, VoteIndex, log_share, query_text
 
 SCORER = "sequence_prob"

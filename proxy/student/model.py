@@ -16,13 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from proxy.settings import Settings
+from trainer.convert_gguf import DEFAULT_MODEL_NAME
+from trainer.convert_gguf import GGUF_NAME as GGUF_FILE
+from trainer.convert_gguf import MARKER as CONVERTED_MARKER
 
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-# Must equal trainer.convert_gguf.MARKER (a test checks it); not imported so that the proxy
-# does not depend on the trainer package's imports.
-CONVERTED_MARKER = "distill-converted.json"
-# The default student's GGUF file (trainer.convert_gguf.GGUF_NAME; a test checks it).
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERT_TIMEOUT_S = 1800.0
 
 

@@ -15,7 +15,7 @@ from bench.banking77.scorers import (
     coverage_curve,
     scorers_by_round,
 )
-from proxy.serving.confidence import SCORERS, score_response
+from trainer.confidence import SCORERS, score_response
 
 
 def _record(

@@ -11,13 +11,13 @@ import duckdb
 import httpx
 import pytest
 
+from proxy.commands.train import train_command
 from proxy.logstore.snapshot import export_snapshot
 from proxy.loop.artifacts import EvalRow
 from proxy.loop.evaluate import EvalItem, gold_accuracy
 from proxy.settings import Settings
 from tests.trainer.trainer_rows import build_row, write_snapshot
 from trainer.backends import Generation
-from trainer.cli import train_command
 from trainer.config import TrainConfig
 from trainer.dataset import TrainRow, is_eval, select_dataset, split_of
 from trainer.evaluate import ServedAs, evaluate_model

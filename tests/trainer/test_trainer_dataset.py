@@ -41,7 +41,7 @@ def test_light_modules_do_not_import_torch() -> None:
         "trainer.compare",
         "trainer.backends",
         "trainer.run",
-        "trainer.cli",
+        "proxy.commands.train",
         "trainer.align",
         "trainer.chat",
         "trainer.runfiles",
@@ -352,6 +352,7 @@ def test_config_validation() -> None:
 
 
 def test_config_from_settings() -> None:
+    from proxy.loop.train_config import train_config_from_settings
     from proxy.settings import Settings
 
     s = Settings(
@@ -360,7 +361,7 @@ def test_config_from_settings() -> None:
         train_min_rows=7,
         train_refusal_patterns=["^no"],
     )
-    c = TrainConfig.from_settings(s, epochs=1.0)
+    c = train_config_from_settings(s, epochs=1.0)
     assert c.finish_reasons == ("stop", "length") and c.kd_alpha == 0.0 and c.min_rows == 7
     assert c.refusal_patterns == ("^no",) and c.epochs == 1.0
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.loop.train_config import train_config_from_settings
 from proxy.settings import Settings
 from trainer.config import TrainConfig
 from trainer.hardware import cpu_has_native_bf16
@@ -30,7 +31,7 @@ def test_unreadable_cpuinfo_means_fp32(tmp_path: Path) -> None:
 
 
 def test_settings_reach_the_train_config() -> None:
-    cfg = TrainConfig.from_settings(Settings(train_cpu_bf16=False, train_eval_base_max_rows=0))
+    cfg = train_config_from_settings(Settings(train_cpu_bf16=False, train_eval_base_max_rows=0))
     assert cfg.cpu_bf16 is False and cfg.eval_base_max_rows == 0
     assert TrainConfig().cpu_bf16 is None and TrainConfig().eval_base_max_rows == 50
     with pytest.raises(ValueError, match="eval_base_max_rows"):

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from proxy.commands.train import load_train_config, record_run_end, record_run_start, train_command
 from proxy.settings import Settings
 from tests.trainer.trainer_rows import build_row, write_db, write_snapshot
-from trainer.cli import load_train_config, record_run_end, record_run_start, train_command
 from trainer.config import TrainConfig
 from trainer.run import EXIT_NOT_ENOUGH_DATA, main, new_run_id
 

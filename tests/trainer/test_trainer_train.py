@@ -151,8 +151,8 @@ def test_soft_labels_add_the_kd_term(tiny_model_dir: Path, tmp_path: Path) -> No
 
 
 def test_hf_backend_closed_set_answers_only_labels(tiny_model_dir: Path) -> None:
-    from proxy.serving.confidence import sequence_prob
     from trainer.backends import HFBackend
+    from trainer.confidence import sequence_prob
 
     backend = HFBackend(tiny_model_dir, batch_size=2)
     conversations = [[{"role": "user", "content": q}] for q in ("a?", "bb?", "a much longer q?")]

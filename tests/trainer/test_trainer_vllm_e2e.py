@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.serving.confidence import sequence_prob
 from proxy.settings import Settings
 from proxy.student.command import (
     build_command,
@@ -33,6 +32,7 @@ from proxy.student.model import StudentModelError, resolve_base_model
 from tests.paths import E2E_DATA
 from tests.trainer.trainer_rows import build_row, write_snapshot
 from trainer.backends import OpenAIBackend
+from trainer.confidence import sequence_prob
 from trainer.config import TrainConfig
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,9 @@ from typing import Any
 import duckdb
 
 from proxy.logstore.backend import LogStoreUnavailable
+from proxy.loop.train_config import train_config_from_settings
 from proxy.settings import Settings
+from proxy.student.model import resolve_base_model
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
 from trainer.feedback import gold_lines
@@ -44,7 +46,7 @@ def load_train_config(settings: Settings, config_path: Path | None) -> TrainConf
             overrides = table if isinstance(table, dict) else {}
         else:
             overrides = json.loads(text)
-    base = TrainConfig.from_settings(settings).to_dict()
+    base = train_config_from_settings(settings).to_dict()
     return TrainConfig.from_dict({**base, **overrides})
 
 
@@ -146,7 +148,7 @@ def _dry_run(settings: Settings, cfg: TrainConfig, since: datetime | None, echo:
 def _real_run(
     settings: Settings, cfg: TrainConfig, since: datetime | None, base_model: str | None, echo: Echo
 ) -> int:
-    from trainer.run import resolve_base_model_arg, run_distillation
+    from trainer.run import run_distillation
     from trainer.runfiles import write_error
 
     run_id = new_run_id()
@@ -165,7 +167,7 @@ def _real_run(
             run_dir / SNAPSHOT_NAME,
             run_dir,
             cfg,
-            resolve_base_model_arg(base_model, settings),
+            base_model or str(resolve_base_model(settings)),
             None,
             None,
             since,

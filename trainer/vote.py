@@ -24,6 +24,7 @@ import numpy as np
 
 INDEX_FILE = "index.npz"
 META_FILE = "vote.json"
+LOO_FILE = "loo_pairs.json"
 KIND = "vote"
 
 
@@ -102,9 +103,34 @@ class VoteIndex:
     def vote(self, query: np.ndarray) -> Vote:
         return self.vote_many(np.asarray(query)[None, :])[0]
 
+    def leave_one_out(self, groups: Sequence[str], chunk: int = 512) -> list[Vote]:
+        """Each stored row voted on by all the others, its own group excluded (`groups[i]`:
+        the row's prompt hash, so a repeated query does not find itself): how the index
+        answers a query it was not fitted on, for every row it holds. The calibration gate
+        uses these as pairs beside the held-out ones (`loo_pairs`)."""
+        if len(groups) != len(self):
+            raise ValueError("one group per stored row")
+        ids = np.unique(np.asarray(groups), return_inverse=True)[1]
+        k = min(self.meta.k, max(1, len(self) - 1))
+        votes: list[Vote] = []
+        for start in range(0, len(self), chunk):
+            sims = self.embeddings[start : start + chunk] @ self.embeddings.T
+            sims[ids[start : start + chunk, None] == ids[None, :]] = -np.inf
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            votes += [self._tally(sims[r, top[r]], self.labels[top[r]]) for r in range(len(top))]
+        return votes
+
+    def loo_pairs(self, groups: Sequence[str]) -> list[dict[str, Any]]:
+        """`leave_one_out` as (confidence, agreement with the row's own label) pairs."""
+        return [
+            {"confidence": vote.share, "agree": vote.label == self.meta.labels[label]}
+            for vote, label in zip(self.leave_one_out(groups), self.labels.tolist(), strict=True)
+        ]
+
     def _tally(self, sims: np.ndarray, labels: np.ndarray) -> Vote:
         power = self.meta.power
-        weights = np.clip(sims, 0.0, None) ** power if power else np.ones_like(sims)
+        sims = np.where(np.isfinite(sims), sims, -1.0)  # excluded rows (leave-one-out) weigh 0
+        weights = np.clip(sims, 0.0, None) ** power if power else (sims > -1.0).astype(float)
         totals: dict[int, float] = {}
         for label, weight in zip(labels.tolist(), weights.tolist(), strict=True):
             totals[label] = totals.get(label, 0.0) + weight

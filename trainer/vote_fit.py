@@ -8,6 +8,7 @@ embeds only the rows that arrived since the last one: a refit takes seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from trainer.agreement import normalize_answer
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection, TrainRow
-from trainer.vote import VoteIndex, query_text
+from trainer.vote import LOO_FILE, VoteIndex, query_text
 
 log = logging.getLogger("trainer.vote")
 
@@ -122,11 +123,15 @@ def fit_vote(
     # Each answer in the label's recorded spelling (the closed set keeps the most common one).
     spelling = {normalize_answer(label): label for label in selection.closed_set}
     answers = [spelling.get(normalize_answer(selection.train[i].completion), "") for i in positions]
+    kept = [j for j, answer in enumerate(answers) if answer]  # off-set answers cannot vote
     index = VoteIndex.fit(
-        vectors, answers, selection.closed_set, k=cfg.vote_k, power=cfg.vote_power,
-        encoder=encoder.model,
+        vectors[kept], [answers[j] for j in kept], selection.closed_set, k=cfg.vote_k,
+        power=cfg.vote_power, encoder=encoder.model,
     )  # fmt: skip
     index.save(out_dir)
+    # Every stored row voted on by the others: calibration pairs as if it were held out.
+    loo = index.loo_pairs([selection.train[positions[j]].prompt_hash for j in kept])
+    (out_dir / LOO_FILE).write_text(json.dumps({"pairs": loo}))
     seconds = time.monotonic() - t0
     log.info(
         "vote index: %d rows (%d newly embedded), %d labels, k=%d, in %.1f s",
@@ -140,4 +145,5 @@ def fit_vote(
         "power": cfg.vote_power,
         "encoder": encoder.model,
         "fit_seconds": round(seconds, 3),
+        "loo_agreement": round(sum(p["agree"] for p in loo) / len(loo), 4) if loo else None,
     }

@@ -29,10 +29,12 @@ from proxy.loop.evaluate import EvalItem
 from proxy.loop.store import LoopStore
 from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.settings import Settings
+from trainer.vote import LOO_FILE
 
 log = logging.getLogger("distill.loop")
 
 EVAL_PAIRS = "eval_pairs.json"
+VOTE_DIR = "classifier"  # a vote run's index (RunArtifacts.vote_dir)
 EVAL_ITEMS = "eval_items.json"
 
 
@@ -94,6 +96,23 @@ def load_eval_pairs(run_dir: Path) -> tuple[str, list[Pair]]:
     ]
 
 
+def load_loo_pairs(run_dir: Path) -> list[Pair]:
+    """A vote run's leave-one-out pairs (`trainer/vote.py`): every training row voted on by
+    the others, [] for any other run. They stand in for held-out rows the way
+    leave-one-out cross-validation does for a nearest-neighbour vote: a row never votes
+    for itself, nor do repeats of its prompt."""
+    try:
+        data = json.loads((run_dir / VOTE_DIR / LOO_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    pairs = data.get("pairs") if isinstance(data, dict) else None
+    return [
+        Pair(float(d["confidence"]), bool(d["agree"]))
+        for d in pairs or []
+        if isinstance(d, dict) and d.get("confidence") is not None
+    ]
+
+
 class Calibrator:
     def __init__(self, settings: Settings, store: LoopStore, active: ActiveStudent) -> None:
         self._settings = settings
@@ -115,6 +134,7 @@ class Calibrator:
         """Computes (does not apply) the threshold of `version` from all its pairs."""
         scorer = scorer_of(version, self._settings)
         split, eval_pairs = load_eval_pairs(self._runs_dir() / version.version)
+        loo = load_loo_pairs(self._runs_dir() / version.version) if version.kind == "vote" else []
         rows = await self._store.logged_pairs(version.version, scorer)
         # Judging thousands of answers is CPU work: off the event loop.
         logged = await asyncio.to_thread(
@@ -124,12 +144,12 @@ class Calibrator:
 
         def at(target: float) -> Calibration:
             return choose_threshold(
-                eval_pairs + logged,
+                eval_pairs + loo + logged,
                 target=target,
                 min_pairs=s.calibration_min_pairs,
                 level=s.calibration_confidence,
                 scorer=scorer,
-                sources={split: len(eval_pairs), "logged": len(logged)},
+                sources=_sources(split, eval_pairs, loo, logged),
             )
 
         result = at(s.target_agreement)
@@ -240,6 +260,15 @@ class Calibrator:
             "best": evidence.best if evidence else None,
             "summary": describe(evidence),
         }
+
+
+def _sources(
+    split: str, held_out: list[Pair], loo: list[Pair], logged: list[Pair]
+) -> dict[str, int]:
+    sources = {split: len(held_out), "logged": len(logged)}
+    if loo:
+        sources["leave_one_out"] = len(loo)
+    return sources
 
 
 def guarantee_text(target: float, level: float) -> str:

@@ -73,6 +73,10 @@ def test_a_vote_run_on_real_rows(
     votes = index.vote_many(embed_texts(encoder_dir, [e.text for e in held_out]))
     accuracy = np.mean([v.label == e.label for v, e in zip(votes, held_out, strict=True)])
     assert accuracy >= 0.6, accuracy  # ~0.70 measured offline at 500 rows
+    # Leave-one-out over the training rows estimates the held-out agreement (calibration
+    # pairs as if every row were held out).
+    assert (runs / "r1" / VOTE_DIR / "loo_pairs.json").is_file()
+    assert abs(report["vote"]["loo_agreement"] - accuracy) < 0.1
     confident = [v.label == e.label for v, e in zip(votes, held_out, strict=True) if v.share > 0.9]
     assert np.mean(confident) > accuracy  # the vote share ranks the answers
 

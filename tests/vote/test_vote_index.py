@@ -77,3 +77,30 @@ def test_query_text_is_the_last_user_message() -> None:
     assert query_text(messages) == "where is my card"
     assert query_text([{"role": "system", "content": "only"}]) is None
     assert log_share(1.0) == 0.0 and log_share(0.0) < -1000
+
+
+def test_leave_one_out_never_lets_a_row_or_its_repeats_vote_for_itself() -> None:
+    vectors = np.array([[1, 0], [1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    answers = ["card_arrival", "refund", "card_arrival", "refund", "refund"]
+    index = VoteIndex.fit(vectors, answers, LABELS, k=1, power=1.0, encoder="minilm")
+    # Rows 0 and 1 are the same query (one prompt hash): neither may find the other.
+    votes = index.leave_one_out(["q0", "q0", "q2", "q3", "q4"])
+    assert [v.label for v in votes] == ["card_arrival", "card_arrival", "card_arrival",
+                                        "refund", "refund"]  # fmt: skip
+    pairs = index.loo_pairs(["q0", "q0", "q2", "q3", "q4"])
+    assert [p["agree"] for p in pairs] == [True, False, True, True, True]
+    assert all(0.0 < p["confidence"] <= 1.0 for p in pairs)
+    with pytest.raises(ValueError, match="one group per stored row"):
+        index.leave_one_out(["q0"])
+
+
+def test_the_calibrator_reads_a_vote_runs_leave_one_out_pairs(tmp_path: Path) -> None:
+    from proxy.loop.calibrator import load_loo_pairs
+
+    assert load_loo_pairs(tmp_path) == []  # a LoRA run has none
+    (tmp_path / "classifier").mkdir()
+    (tmp_path / "classifier" / "loo_pairs.json").write_text(
+        '{"pairs": [{"confidence": 0.9, "agree": true}, {"confidence": 0.2, "agree": false}]}'
+    )
+    pairs = load_loo_pairs(tmp_path)
+    assert [(p.confidence, p.agree) for p in pairs] == [(0.9, True), (0.2, False)]

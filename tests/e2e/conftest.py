@@ -13,18 +13,16 @@ live in `data/test-artifacts/e2e-data/` (gitignored; CI may upload it).
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vllm_session import E2E_DATA, STARTUP_TIMEOUT_S, LoopThread, RealVLLM, record
+from vllm_session import E2E_DATA, STARTUP_TIMEOUT_S, LoopThread, RealVLLM, record, start_ready
 
 from proxy.settings import Settings
 from proxy.student.command import vllm_distribution
 from proxy.student.model import DEFAULT_MODEL_NAME, StudentModelError, resolve_base_model
-from proxy.student.process import last_log_line
 from proxy.student.supervisor import VLLMSupervisor
 
 
@@ -60,19 +58,15 @@ def real_vllm(default_model_dir: Path) -> Iterator[RealVLLM]:
     )
     runner = LoopThread()
     supervisor = VLLMSupervisor(settings)
-    started = time.monotonic()
-    runner.run(supervisor.start())
     try:
-        ready = runner.run(supervisor.wait_ready(STARTUP_TIMEOUT_S), STARTUP_TIMEOUT_S + 5)
-        if not ready or supervisor.url is None:
-            tail = last_log_line(supervisor.log_path) if supervisor.log_path else ""
-            pytest.fail(f"vLLM not ready: {supervisor.reason}; last log line: {tail}")
+        cold_start = start_ready(runner, supervisor, "vLLM")
+        assert supervisor.url is not None
         handle = RealVLLM(
             base_url=supervisor.url,
             model_name=supervisor.model_name,
             supervisor=supervisor,
             model_dir=default_model_dir,
-            cold_start_s=time.monotonic() - started,
+            cold_start_s=cold_start,
             _runner=runner,
         )
         handle.first_request_s = handle.warm_up()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
-from vllm_session import E2E_DATA, STARTUP_TIMEOUT_S, LoopThread, record
+from vllm_session import E2E_DATA, STARTUP_TIMEOUT_S, LoopThread, record, start_ready
 
 from bench.banking77.data import load_categories, load_split, traffic_order
 from proxy.app import Transports, create_app
@@ -20,7 +20,6 @@ from proxy.serving.student_state import StudentVersion
 from proxy.settings import Settings
 from proxy.student.command import vllm_distribution
 from proxy.student.encoder import encoder_spec
-from proxy.student.process import last_log_line
 from proxy.student.supervisor import VLLMSupervisor
 from tests.conftest import TEACHER_KEY
 from tests.fakes import FakeUpstream
@@ -41,14 +40,8 @@ def real_encoder() -> Iterator[str]:
     settings = Settings(data_dir=E2E_DATA, vllm_startup_timeout=STARTUP_TIMEOUT_S)
     runner = LoopThread()
     supervisor = VLLMSupervisor(settings, spec=encoder_spec(settings))
-    started = time.monotonic()
-    runner.run(supervisor.start())
     try:
-        ready = runner.run(supervisor.wait_ready(STARTUP_TIMEOUT_S), STARTUP_TIMEOUT_S + 5)
-        if not ready or supervisor.url is None:
-            tail = last_log_line(supervisor.log_path) if supervisor.log_path else ""
-            pytest.fail(f"encoder vLLM not ready: {supervisor.reason}; last log line: {tail}")
-        record({"encoder_cold_start_s": time.monotonic() - started})
+        record({"encoder_cold_start_s": start_ready(runner, supervisor, "encoder vLLM")})
         yield supervisor.url
     finally:
         runner.run(supervisor.stop(), 120)

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
+from proxy.student.process import last_log_line
 from proxy.student.supervisor import VLLMSupervisor
 from tests.paths import E2E_DATA
 
@@ -37,6 +39,18 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+def start_ready(runner: LoopThread, supervisor: Any, what: str) -> float:
+    """Starts a `VLLMSupervisor` on `runner` and waits until it serves; fails the test with
+    its reason and last log line otherwise. Returns the cold start in seconds."""
+    started = time.monotonic()
+    runner.run(supervisor.start())
+    ready = runner.run(supervisor.wait_ready(STARTUP_TIMEOUT_S), STARTUP_TIMEOUT_S + 5)
+    if not ready or supervisor.url is None:
+        tail = last_log_line(supervisor.log_path) if supervisor.log_path else ""
+        pytest.fail(f"{what} not ready: {supervisor.reason}; last log line: {tail}")
+    return time.monotonic() - started
 
 
 @dataclass

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -93,8 +94,6 @@ class PostgresCounters:
         import psycopg
         import psycopg_pool
 
-        from proxy.logstore.postgres import MIGRATION_LOCK
-
         self.errors: tuple[type[BaseException], ...] = (
             psycopg.Error,
             psycopg_pool.PoolTimeout,
@@ -109,16 +108,33 @@ class PostgresCounters:
             timeout=2,  # an admission must not wait long for a lost database
         )
         self._calls = 0
+        self._table = False
+        try:
+            with self._pool.connection() as conn:
+                self._create_table(conn)
+        except self.errors as exc:  # down at start: the replica serves, limits fail open
+            log.warning("shared limits: database unreachable at start, retried later: %s", exc)
+
+    def _create_table(self, conn: Any) -> None:
+        from proxy.logstore.postgres import MIGRATION_LOCK
+
+        conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+        try:
+            conn.execute(_PG_TABLE)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
+        self._table = True
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
         with self._pool.connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
-            try:
-                conn.execute(_PG_TABLE)
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
+            if not self._table:
+                self._create_table(conn)
+            yield conn
 
     def add(self, key: str, amount: float, ttl: int) -> float:
         self._calls += 1
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             if self._calls % 4096 == 0:  # keys carry their window: old ones only linger
                 conn.execute("DELETE FROM distill_limit_counters WHERE expires_at < now()")
             row = conn.execute(
@@ -130,7 +146,7 @@ class PostgresCounters:
         return float(row[0]) if row else amount
 
     def get(self, keys: list[str]) -> list[float]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT key, amount FROM distill_limit_counters WHERE key = ANY(%s)", [keys]
             ).fetchall()
@@ -138,7 +154,7 @@ class PostgresCounters:
         return [found.get(k, 0.0) for k in keys]
 
     def seed(self, key: str, amount: float, ttl: int) -> None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO distill_limit_counters (key, amount, expires_at) "
                 "VALUES (%s, %s, now() + make_interval(secs => %s)) ON CONFLICT (key) DO NOTHING",

@@ -25,6 +25,7 @@ import psycopg_pool
 
 from proxy.logstore.backend import LogStoreUnavailable, Params, redact_url
 from proxy.logstore.pgsql import PgCursor, Translator, configure, params_list
+from proxy.logstore.reconnect import Reconnect
 from proxy.logstore.rows import Columns
 from proxy.logstore.schema import (
     _BOOKKEEPING_DDL,
@@ -125,6 +126,8 @@ class PostgresBackend:
     def __init__(self, url: str, read_pool_size: int = _READ_POOL_SIZE) -> None:
         self.url = url
         self.location = redact_url(url)
+        # The writer's connection: down at start or lost, it is retried with backoff.
+        self.reconnect = Reconnect(self.location)
         self._closed = False
         self.translate = Translator()
         self._pool_size = read_pool_size

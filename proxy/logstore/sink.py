@@ -13,6 +13,7 @@ per failure, what happens to the rows:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from proxy.logstore.backend import (
     connect_db,
 )
 from proxy.logstore.journal import SpillJournal
+from proxy.logstore.reconnect import Reconnect
 from proxy.logstore.rows import Columns, select_rows, to_columns
 from proxy.logstore.schema import REQUEST_COLUMNS
 
@@ -90,6 +92,9 @@ class BatchSink:
         self._batch_size = batch_size
         self._next_probe = 0.0
         self._last_log = 0.0
+        # A shared database (PostgreSQL) may be down at start or later: its reopening
+        # backs off (the backend's `Reconnect`); a DuckDB file reopens on the next write.
+        self.reconnect: Reconnect | None = getattr(backend, "reconnect", None)
 
     # --- connection ------------------------------------------------------------------
     def open(self) -> None:
@@ -101,12 +106,39 @@ class BatchSink:
             raise
         self.conn = conn
 
+    def open_or_retry(self) -> None:
+        """Opens at start. A shared database that is unreachable is not fatal: the rows
+        spill to the journal and the connection is retried with backoff."""
+        if self.reconnect is None:
+            self.open()
+            return
+        try:
+            self.open()
+        except self.backend.failures as exc:
+            self.healthy = False
+            self.reconnect.failed(exc)
+
+    def retry_if_due(self) -> None:
+        """Reconnects a lost shared database when its backoff allows, rows or not."""
+        retry = self.reconnect
+        if retry is None or self.conn is not None or not retry.down or not retry.due():
+            return
+        with contextlib.suppress(LogStoreUnavailable):
+            self.require_conn()
+
     def require_conn(self) -> Any:
         if self.conn is None:
+            retry = self.reconnect
+            if retry is not None and not retry.due():
+                raise LogStoreUnavailable(f"log database {retry.describe()}")
             try:
                 self.open()
             except self.backend.failures as exc:
+                if retry is not None:
+                    retry.failed(exc)
                 raise LogStoreUnavailable(f"cannot reopen the log store: {exc}") from exc
+            if retry is not None:
+                retry.succeeded()
         assert self.conn is not None
         return self.conn
 

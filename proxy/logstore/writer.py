@@ -159,7 +159,7 @@ class LogWriter:
         if self._thread is not None:
             raise RuntimeError("LogWriter already started")
         self._adopt()
-        self._sink.open()
+        self._sink.open_or_retry()  # PostgreSQL down: serve with the journal, retry
         self._thread = threading.Thread(target=self._run, name="distill-log-writer", daemon=True)
         self._thread.start()
         return self
@@ -314,6 +314,7 @@ class LogWriter:
                 self._run_commands()
                 if time.monotonic() >= self._next_adoption:
                     self._adopt()
+                self._sink.retry_if_due()  # the database away: reconnect on its backoff
                 if self._sink.should_replay():
                     self._sink.replay_one()
             self._finish()

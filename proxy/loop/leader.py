@@ -139,9 +139,17 @@ class LeaderLoop:
         return self._leading
 
     async def start(self) -> None:
-        """One election at once (a solo process is leader before it serves), then a task."""
-        await self._step()
-        if not isinstance(self.leadership, SoloLeadership):
+        """One election at once (a solo process is leader before it serves), then a task.
+        A shared database down at start does not stop the replica: it serves as a follower
+        and the task tries again every interval."""
+        solo = isinstance(self.leadership, SoloLeadership)
+        try:
+            await self._step()
+        except self._errors as exc:
+            if solo:
+                raise
+            log.warning("first leader election failed, following until it works: %s", exc)
+        if not solo:
             self._task = asyncio.create_task(self._run(), name="leader-election")
 
     async def _step(self) -> None:

@@ -34,6 +34,9 @@ def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
             "restarts": supervisor.restarts,
             "log": str(supervisor.log_path),
         }
+    log_state = _log_database(state)
+    if log_state is not None:
+        detail["log"] = log_state
     vote = getattr(state, "vote", None)
     if vote is not None:
         # Ready without it (the generative student and the teacher still answer), but a
@@ -42,6 +45,21 @@ def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
         if state.active.current.kind == "vote" and not vote.available():
             reasons.append(f"encoder not ready: {vote.pool.reason()}")
     return not reasons, {"ready": not reasons, "reasons": reasons, **detail}
+
+
+def _log_database(state: Any) -> dict[str, Any] | None:
+    """The shared log database (PostgreSQL) as the writer sees it. Unreachable is degraded,
+    not unready: requests are answered, their rows wait in the spill journal and are
+    replayed when the database is back, so /readyz stays 200 and says so here."""
+    writer: Any = getattr(state, "writer", None)
+    retry = getattr(getattr(writer, "backend", None), "reconnect", None)
+    if retry is None:
+        return None
+    stats = writer.stats
+    body: dict[str, Any] = {"database": retry.describe(), "spill_bytes": stats.spill_bytes}
+    if retry.down:
+        body.update(failed_tries=retry.attempts, last_error=retry.last_error)
+    return body
 
 
 @router.get("/readyz")

@@ -102,6 +102,9 @@ class RunManager:
         self._command = command
         self._trainer_args = trainer_args
         self._current: ActiveRun | None = None
+        self.run_defaults: dict[str, Any] = {}
+        """TrainConfig values this server imposes on its runs (e.g. no vote student
+        without an encoder), below the per-run overrides."""
 
     @property
     def runs_dir(self) -> Path:
@@ -124,7 +127,7 @@ class RunManager:
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
         # The promotion gate measures the incumbent itself: the trainer need not.
-        values = {"eval_incumbent": False, **(overrides or {})}
+        values = {"eval_incumbent": False, **self.run_defaults, **(overrides or {})}
         config = train_config_from_settings(self._settings, **values).to_dict()
         running = self._current
         if running is not None:

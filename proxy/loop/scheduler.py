@@ -167,6 +167,10 @@ def build_loop(app: Any) -> LoopServices:
         command=trainer_command(settings),
         trainer_args=lambda: _trainer_args(state, promoter),
     )
+    if getattr(state, "vote", None) is None:
+        # No encoder here (closed_set_student=lora, or an external student without
+        # DISTILL_ENCODER_URL): a closed-set task gets the LoRA student.
+        runs.run_defaults["closed_set_student"] = "lora"
     return LoopServices(
         store,
         lora,

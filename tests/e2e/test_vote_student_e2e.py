@@ -68,6 +68,7 @@ def test_a_vote_student_on_the_real_encoder_serves_labels(
         student_url=real_encoder, student_model="minilm", encoder_url=real_encoder,
         teacher_url="http://teacher.test/v1", teacher_api_key=TEACHER_KEY,
         db=tmp_path / "distill.duckdb", data_dir=tmp_path / "data", log_flush_interval=0.05,
+        shadow_rate=0.0,  # the test counts teacher requests: no shadow samples
     )  # fmt: skip
     teacher = FakeUpstream(default_text="card_arrival")
     app = create_app(settings, Transports(teacher=teacher.transport()))

@@ -4,6 +4,7 @@ would route everything to the teacher until the candidate's own pairs arrive."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,15 @@ def test_a_calibrated_candidate_or_a_silent_incumbent_is_swapped(tmp_path: Path)
     assert active.current.threshold == 0.7
     outcome, active, _ = _promote(tmp_path, incumbent_threshold=None, candidate=None)
     assert outcome.promoted and active.current.name == "vote-b"  # nothing served before either
+
+
+def test_a_server_without_an_encoder_trains_closed_sets_with_lora(loop_proxy: Any) -> None:
+    # The loop harness runs an external student and no DISTILL_ENCODER_URL: no vote student.
+    with loop_proxy() as lh:
+        assert lh.app.state.vote is None
+        lh.traffic(10)
+        run = lh.wait_run(lh.start_run())
+        config = json.loads(
+            (lh.app.state.settings.data_dir / "runs" / run["id"] / "config.json").read_text()
+        )
+        assert config["closed_set_student"] == "lora"

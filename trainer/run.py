@@ -29,6 +29,7 @@ from trainer.config import TrainConfig
 from trainer.convert_gguf import DEFAULT_MODEL_NAME, convert, is_converted
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
 from trainer.runfiles import write_error, write_json_atomic, write_phase
+from trainer.vote import VOTE_DIR
 
 if TYPE_CHECKING:
     from trainer.compare import EvalServer
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("trainer.run")
 
 EXIT_NOT_ENOUGH_DATA = 2
-VOTE_DIR = "classifier"  # the vote student's index, beside where a LoRA run puts adapter/
 
 
 def new_run_id(now: datetime | None = None) -> str:

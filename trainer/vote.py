@@ -25,6 +25,7 @@ import numpy as np
 INDEX_FILE = "index.npz"
 META_FILE = "vote.json"
 LOO_FILE = "loo_pairs.json"
+VOTE_DIR = "classifier"  # in a run directory, where a LoRA run has adapter/
 KIND = "vote"
 
 

@@ -19,7 +19,7 @@ import duckdb
 from trainer.config import TrainConfig
 from trainer.dataset import NotEnoughData, select_dataset
 from trainer.feedback import gold_labels
-from trainer.vote import is_vote_dir
+from trainer.vote import VOTE_DIR, is_vote_dir
 
 SNAPSHOT = "snapshot.parquet"
 CONFIG = "config.json"
@@ -75,7 +75,7 @@ class RunArtifacts:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.adapter_dir = run_dir / "adapter"
-        self.vote_dir = run_dir / "classifier"
+        self.vote_dir = run_dir / VOTE_DIR
         """The vote student's index (`trainer/vote.py`), written instead of an adapter."""
         self.snapshot = run_dir / SNAPSHOT
         self.report = read_json(run_dir / "report.json")

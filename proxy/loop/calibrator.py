@@ -29,12 +29,11 @@ from proxy.loop.evaluate import EvalItem
 from proxy.loop.store import LoopStore
 from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.settings import Settings
-from trainer.vote import LOO_FILE
+from trainer.vote import LOO_FILE, VOTE_DIR
 
 log = logging.getLogger("distill.loop")
 
 EVAL_PAIRS = "eval_pairs.json"
-VOTE_DIR = "classifier"  # a vote run's index (RunArtifacts.vote_dir)
 EVAL_ITEMS = "eval_items.json"
 
 

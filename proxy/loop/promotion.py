@@ -37,6 +37,7 @@ from proxy.loop.evaluate import (
 from proxy.loop.evaluate_vote import evaluate_vote
 from proxy.loop.lora import LoraAdmin, LoraError
 from proxy.loop.store import LoopStore, VersionRow, utcnow
+from proxy.loop.versions import adapter_name, describe, vote_name
 from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.serving.vote_student import VoteStudent
 from proxy.settings import Settings
@@ -44,8 +45,6 @@ from proxy.upstream.students import StudentPool
 from trainer.vote import VoteIndexError, is_vote_dir
 
 log = logging.getLogger("distill.loop")
-
-CLOSED_SET_SCORER = "sequence_prob"
 
 
 class NothingToRollBack(RuntimeError):
@@ -58,14 +57,6 @@ class Outcome:
     reason: str
     version: StudentVersion
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-def adapter_name(run_id: str) -> str:
-    return f"distill-{run_id}"
-
-
-def vote_name(run_id: str) -> str:
-    return f"vote-{run_id}"
 
 
 def gate(
@@ -113,20 +104,12 @@ class Promoter:
 
     # --- candidate ------------------------------------------------------------------------
     def candidate(self, run_id: str, artifacts: RunArtifacts) -> StudentVersion:
-        closed = artifacts.closed_set()
-        scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
-        if artifacts.is_vote:
-            return StudentVersion(
-                name=vote_name(run_id), version=run_id, scorer=CLOSED_SET_SCORER,
-                closed_set=closed, kind="vote",
-            )  # fmt: skip
-        return StudentVersion(
-            name=adapter_name(run_id),
-            version=run_id,
-            scorer=scorer,
-            prompt_prefix=artifacts.prompt_prefix(),
-            closed_set=closed,
-        )
+        vote = artifacts.is_vote
+        return describe(
+            vote_name(run_id) if vote else adapter_name(run_id), run_id, vote=vote,
+            closed_set=artifacts.closed_set(), prompt_prefix=artifacts.prompt_prefix(),
+            calibration_mode=self._settings.calibration_mode,
+        )  # fmt: skip
 
     def _eval_settings(self, version: StudentVersion) -> EvalSettings:
         s = self._settings
@@ -337,21 +320,11 @@ class Promoter:
 
     # --- restart ----------------------------------------------------------------------------
     def version_from_row(self, row: VersionRow) -> StudentVersion:
-        closed = row.closed_set
-        if is_vote_dir(row.adapter_path):
-            return StudentVersion(
-                name=row.name, version=row.run_id or "base", threshold=row.threshold,
-                scorer=CLOSED_SET_SCORER, closed_set=closed, kind="vote",
-            )  # fmt: skip
-        scorer = CLOSED_SET_SCORER if closed and self._settings.calibration_mode else None
-        return StudentVersion(
-            name=row.name,
-            version=row.run_id or "base",
+        return describe(
+            row.name, row.run_id, vote=is_vote_dir(row.adapter_path), closed_set=row.closed_set,
+            prompt_prefix=row.prompt_prefix, calibration_mode=self._settings.calibration_mode,
             threshold=row.threshold,
-            scorer=scorer,
-            prompt_prefix=row.prompt_prefix,
-            closed_set=closed,
-        )
+        )  # fmt: skip
 
     async def restore(self) -> StudentVersion | None:
         """Serves the version stored as active (after a server restart); returns it."""

@@ -117,7 +117,9 @@ class ChatService:
             raise
 
     # --- routing ---------------------------------------------------------------------
-    def _pre_route(self, ctx: RequestContext, body: dict[str, Any]) -> str | None:
+    def _pre_route(
+        self, ctx: RequestContext, body: dict[str, Any], version: StudentVersion
+    ) -> str | None:
         """A reason to skip the student entirely, or None to ask it."""
         if ctx.forced_route == "teacher":
             return "forced"
@@ -126,7 +128,7 @@ class ChatService:
         feature = unsupported_feature(body, self.settings.unsupported)
         if feature:
             return f"unsupported:{feature}"
-        pool = self.vote.pool if self.vote and self.active.current.kind == "vote" else self.pool
+        pool = self.vote.pool if self.vote and version.kind == "vote" else self.pool
         if not pool.available():
             return "student_down" if pool.ready else "student_not_ready"
         return None
@@ -144,7 +146,7 @@ class ChatService:
         background: bool = False,
     ) -> Coroutine[Any, Any, Any]:
         if version.kind == "vote" and self.vote is not None:
-            return ask_vote(self.vote, body, version, force=force, background=background)
+            return ask_vote(self.vote, body, version, force=force)
         return ask_student(
             self.pool,
             body,
@@ -162,7 +164,7 @@ class ChatService:
     ) -> Decision:
         version = self.active.current
         record.update(student_model=version.name, student_version=version.version)
-        skip = self._pre_route(ctx, body)
+        skip = self._pre_route(ctx, body, version)
         if skip is not None and (ctx.forced_route == "teacher" or self.teacher is not None):
             return Decision(False, skip, version=version)
         threshold = self.threshold_for(version)

@@ -168,11 +168,10 @@ async def ask_vote(
     version: StudentVersion,
     *,
     force: bool = False,
-    background: bool = False,
 ) -> StudentAnswer | StudentFailure:
     """`ask_student` for a vote version: the same answer and failure types, scored by the
-    vote share (`sequence_prob` of the one label token)."""
-    del background  # an embedding waits behind nothing worth sparing the breaker for
+    vote share (`sequence_prob` of the one label token). Background or not, a failed
+    embedding counts against the breaker: it waits behind no decode."""
     try:
         result = await vote.complete(body, version, force=force)
     except UpstreamTimeout as exc:

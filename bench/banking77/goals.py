@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.banking77.stats import percentile
+from bench.harness.stats import percentile
 
 ALONE_BY_1500 = 0.82  # student alone on validation by 1,500 teacher answers
 ALONE_AT_END = 0.85

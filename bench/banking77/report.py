@@ -19,7 +19,7 @@ from bench.banking77.report_calibration import calibration_by_round
 from bench.banking77.report_md import render_markdown
 from bench.banking77.report_plots import write_plots
 from bench.banking77.scorers import scorers_by_round
-from bench.banking77.stats import (
+from bench.harness.stats import (
     Prices,
     accuracy,
     baseline_costs,

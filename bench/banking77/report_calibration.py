@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.data import Example, load_categories, load_examples, normalise_answer
+from bench.harness.examples import Example
+from bench.tasks.banking77 import load_categories, load_examples, normalise_answer
 
 
 def _current(calibration: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.stats import Prices, baseline_costs, rolling
+from bench.harness.stats import Prices, baseline_costs, rolling
 
 
 def _matplotlib() -> Any:

@@ -2,11 +2,11 @@
 
     python -m bench.banking77.run [--quick] [--requests N] [--retrain-every K] ...
 
-Phases (all on loopback): the replay teacher starts; the all-teacher baseline sends
-the traffic straight to it; a static-threshold proxy that never retrains serves a
-prefix of the traffic; then the learning proxy (real vLLM student, real trainer)
-measures the base student on the validation split and serves the traffic in rounds,
-re-distilling every K teacher-answered requests. Raw records go to
+Phases (all on loopback, the harness's: `bench.harness.phases`): the replay teacher
+starts; the all-teacher baseline sends the traffic straight to it; a static-threshold
+proxy that never retrains serves a prefix of the traffic; then the learning proxy (real
+vLLM student, real trainer) measures the base student on the validation split and serves
+the traffic in rounds, re-distilling every K teacher-answered requests. Raw records go to
 bench/banking77/work/<run>/raw.json, the report to bench/banking77/results/.
 """
 
@@ -14,73 +14,47 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.admin import AdminClient, AdminError
-from bench.banking77.checks import machinery_problems
-from bench.banking77.config import BenchSettings, encoder_cache, parse_settings, proxy_env
-from bench.banking77.data import Example, load_categories, load_split, traffic_order
+from bench.banking77.config import BenchSettings, parse_settings, proxy_env
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary, write_side_by_side
 from bench.banking77.feedback_arm import run_feedback_arm
 from bench.banking77.report import write_report
 from bench.banking77.report_calibration import evidence_check, run_reports
-from bench.banking77.rounds import (
-    LoopConfig,
-    learning_phase,
-    proxy_costs,
-    teacher_spend_probe,
-    validate,
-)
-from bench.banking77.stack import Server, TeacherSpec, start_proxy, start_teacher, stop_server
-from bench.banking77.stats import Prices, accuracy
+from bench.banking77.stack import start_teacher
 from bench.common.console import say
 from bench.common.machine import machine_info
 from bench.common.procs import ProcessFailed
+from bench.harness.admin import AdminClient, AdminError
+from bench.harness.checks import machinery_problems
+from bench.harness.examples import Example, round_robin, traffic_order
+from bench.harness.phases import TEACHER_CONCURRENCY, all_teacher, learn
+from bench.harness.rounds import LoopConfig, proxy_costs, teacher_spend_probe
+from bench.harness.stack import (
+    MODEL_CACHE,
+    Server,
+    TeacherSpec,
+    ensure_base_model,
+    start_proxy,
+    stop_server,
+)
+from bench.harness.stats import Prices
+from bench.tasks import banking77
 
-MODEL_CACHE = Path(__file__).resolve().parent / ".cache" / "models" / "SmolLM2-135M-Instruct"
-TEACHER_CONCURRENCY = 32
-
-
-def ensure_base_model(target: Path = MODEL_CACHE) -> Path:
-    """The student's HF directory, converted once from the GGUF and reused by every run; the
-    vote student's encoder is extracted beside it once too."""
-    subprocess.run([sys.executable, "-m", "trainer.convert_gguf", "--out", str(target)], check=True)
-    encoder = encoder_cache(target)
-    subprocess.run(
-        [sys.executable, "-m", "proxy.student.encoder"],
-        check=True,
-        env={
-            **os.environ,
-            "DISTILL_ENCODER_MODEL": "",
-            "DISTILL_DATA_DIR": str(encoder.parent.parent),
-        },
-    )
-    return target
+__all__ = ["MODEL_CACHE", "Bench", "ensure_base_model", "main", "validation_subset"]
 
 
 def validation_subset(validation: tuple[Example, ...], limit: int) -> list[Example]:
     """Up to `limit` validation queries, labels taken round-robin so every label appears."""
-    by_label: dict[str, list[Example]] = defaultdict(list)
-    for ex in validation:
-        by_label[ex.label].append(ex)
-    ordered: list[Example] = []
-    depth = 0
-    while len(ordered) < min(limit, len(validation)):
-        for label in sorted(by_label):
-            if depth < len(by_label[label]):
-                ordered.append(by_label[label][depth])
-        depth += 1
-    return ordered[:limit]
+    return round_robin(validation, limit)
 
 
 class Bench:
@@ -89,8 +63,8 @@ class Bench:
     def __init__(self, s: BenchSettings) -> None:
         self.s = s
         self.logs = s.work_dir / "logs"
-        self.labels = load_categories()
-        split = load_split(seed=s.seed)
+        self.labels = banking77.load_categories()
+        split = banking77.load_split(seed=s.seed)
         self.traffic = list(enumerate(traffic_order(split.train, s.seed)[: s.requests]))
         self.validation = validation_subset(split.validation, s.val_limit)
         self.spec = TeacherSpec(s.teacher_accuracy, s.teacher_latency_ms, s.price_in, s.price_out)
@@ -135,15 +109,7 @@ class Bench:
     async def teacher_baseline(self) -> None:
         assert self.teacher is not None
         driver = self._driver(self.teacher.v1, self.spec.api_key, TEACHER_CONCURRENCY)
-        try:
-            records = await driver.run(self.traffic, "teacher", 0)
-        finally:
-            await driver.aclose()
-        self.raw["teacher_baseline"] = {"records": [r.to_dict() for r in records]}
-        say(
-            f"all-teacher baseline: {len(records)} requests, accuracy "
-            f"{accuracy(self.raw['teacher_baseline']['records'])}"
-        )
+        self.raw["teacher_baseline"] = await all_teacher(driver, self.traffic)
         self.checkpoint()
 
     async def static_cascade(self) -> None:
@@ -199,22 +165,10 @@ class Bench:
             self.s.ready_timeout,
         )
         try:
-            base = await validate(driver, self.validation, 0)
-            self.raw["base_validation"] = {"records": [r.to_dict() for r in base]}
-            say(
-                f"base student alone on {len(base)} validation queries: "
-                f"{accuracy(self.raw['base_validation']['records'])}"
-            )
-            await learning_phase(
-                driver,
-                admin,
-                self.traffic,
-                self.validation,
-                loop,
-                spend=lambda: teacher_spend_probe(teacher_root),
-                checkpoint=self.checkpoint,
-            )
-            self.raw["proxy_stats"] = await admin.stats()
+            await learn(
+                self.raw, driver, admin, self.traffic, self.validation, loop,
+                teacher_root, self.checkpoint,
+            )  # fmt: skip
             self.raw["feedback"] = feedback_summary(self.raw, self.s.feedback_rate)
             runs_dir = self.s.work_dir / "learning" / "data" / "runs"
             run_dirs = sorted(p for p in runs_dir.glob("*") if p.is_dir())

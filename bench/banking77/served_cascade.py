@@ -24,15 +24,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.admin import AdminClient
 from bench.banking77.config import BenchSettings, proxy_env
 from bench.banking77.data import load_categories, load_split, traffic_order
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.report import write_report
-from bench.banking77.rounds import proxy_costs
-from bench.banking77.run import ensure_base_model
 from bench.banking77.stack import TeacherSpec, start_proxy, start_teacher, stop_server
-from bench.banking77.stats import (
+from bench.common.console import say
+from bench.harness.admin import AdminClient
+from bench.harness.rounds import proxy_costs
+from bench.harness.stack import ensure_base_model
+from bench.harness.stats import (
     Prices,
     accuracy,
     all_teacher_cost,
@@ -40,7 +41,6 @@ from bench.banking77.stats import (
     student_cost,
     teacher_cost_from_usage,
 )
-from bench.common.console import say
 
 
 def scorer_of(raw: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import httpx
 
-from bench.banking77.stack import Server
+from bench.harness.stack import Server
 from bench.soak import report
 from bench.soak.load import Outcome, send
 from bench.soak.monitor import ProcessMonitor, rss_growth

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.banking77.stack import Server, start_proxy
 from bench.common.procs import child_env, free_port, start, stop, wait_http
+from bench.harness.stack import Server, start_proxy
 
 FAKE_SERVER = "tests.hardening.fake_openai_server"
 

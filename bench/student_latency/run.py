@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 
 from bench.banking77.data import load_categories, load_split
-from bench.banking77.run import ensure_base_model
 from bench.common.console import say
 from bench.common.machine import machine_info
 from bench.common.procs import REPO_ROOT, Child, child_env, free_port, start, stop, wait_http
+from bench.harness.stack import ensure_base_model
 from proxy.settings import Settings
 from proxy.student.command import build_command, child_env_overrides, detect_device
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bench.banking77.checks import machinery_problems
 from bench.banking77.report import build_rounds, write_report
-from bench.banking77.stats import Prices, percentile, rolling, segment_summary
+from bench.harness.checks import machinery_problems
+from bench.harness.stats import Prices, percentile, rolling, segment_summary
 
 PRICES = Prices(teacher_in=2.0, teacher_out=10.0, student_in=0.0, student_out=0.0)
 
@@ -164,7 +164,7 @@ def test_machinery_checks() -> None:
 
 def test_final_third_spreads_teacher_overhead_over_its_records() -> None:
     from bench.banking77.report import final_third
-    from bench.banking77.stats import teacher_cost_from_usage
+    from bench.harness.stats import teacher_cost_from_usage
 
     raw = fake_raw()
     third = final_third(raw)

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from bench.banking77.admin import AdminClient, RunInfo, _as_runs
 from bench.banking77.data import Example
 from bench.banking77.driver import Driver, DriverConfig, RequestRecord
-from bench.banking77.rounds import FORCE_STUDENT, VALIDATION_BODY, LoopConfig, learning_phase
+from bench.harness.admin import AdminClient, RunInfo, _as_runs
+from bench.harness.rounds import FORCE_STUDENT, VALIDATION_BODY, LoopConfig, learning_phase
 
 
 @pytest.fixture()

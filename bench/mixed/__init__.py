@@ -1,0 +1,1 @@
+"""The mixed-traffic benchmark: Banking77, CLINC150, SNIPS and free-form replies at once."""

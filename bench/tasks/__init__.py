@@ -1,0 +1,1 @@
+"""Benchmark tasks: one module each (data, prompt, replay teacher, scoring) for the harness."""

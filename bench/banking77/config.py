@@ -20,15 +20,18 @@ STATIC_THRESHOLDS = {"mean_logprob": -0.2, "min_prob": 0.6, "mean_entropy": -0.4
 # Defaults per mode; explicit flags win. --quick checks the machinery, not the numbers.
 FULL = {
     "requests": 3000,
-    # A vote student refits in seconds: a round every 200 teacher answers (about 2.6 per
-    # label, enough for the closed label set to be recognised from the first round).
-    "retrain_every": 200,
+    # A vote student refits in seconds: the first round at about 180-200 teacher answers
+    # (train_min_rows: about 2.4 per label, enough for the closed label set to be recognised;
+    # the trigger is polled every 5 s, so a few more have arrived), then one every
+    # 100, so versions at 400 and 500 answers get their chance to open the gate before request
+    # 600 (a round every 200 first opened it at 621 answers).
+    "retrain_every": 100,
     "concurrency": 8,
     "static_requests": 300,
     "val_limit": 300,
     "run_timeout": 3600.0,
-    "train_min_rows": 50,
-    "max_rounds": 15,
+    "train_min_rows": 180,
+    "max_rounds": 20,
 }
 QUICK = {
     "requests": 100,

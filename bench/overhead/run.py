@@ -1,7 +1,7 @@
 """Proxy overhead: the same load direct, through distill-proxy and through LiteLLM.
 
     python -m bench.overhead.run [--duration 5] [--concurrency 1,16,64] [--repeats 2]
-        [--variants pg:1,pg:2,duckdb:1:durable,pg:2:durable]
+        [--variants pg:1,pg:2,duckdb:1:durable,duckdb:1:fsync]
 
 A fast fake upstream on loopback answers every request; the three targets are
 measured in interleaved runs (rotating order per repeat) at each concurrency, for

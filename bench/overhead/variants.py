@@ -1,5 +1,6 @@
 """More proxy set-ups measured beside the default one (DuckDB, one worker), in the same run:
-``--variants pg:1,pg:2,duckdb:1:durable,pg:2:durable`` = log engine : workers [: durable].
+``--variants pg:1,pg:2,duckdb:1:durable,duckdb:1:fsync`` = log engine : workers [: durable |
+fsync] (fsync: the durable journal forced to the disk on every append, DISTILL_LOG_FSYNC).
 
 PostgreSQL variants share one throwaway cluster (`bench.common.pgcluster`), one fresh
 database each. `compare_variants` gives each variant's throughput and latency against the
@@ -22,10 +23,12 @@ class Variant:
     engine: str  # duckdb | pg
     workers: int
     durable: bool
+    fsync: bool = False
 
     @property
     def name(self) -> str:
-        return f"{self.engine}-w{self.workers}" + ("-durable" if self.durable else "")
+        flag = "-fsync" if self.fsync else "-durable" if self.durable else ""
+        return f"{self.engine}-w{self.workers}{flag}"
 
     @property
     def refused(self) -> str | None:
@@ -42,10 +45,11 @@ def parse_variants(text: str) -> list[Variant]:
             continue
         parts = item.split(":")
         if parts[0] not in ("duckdb", "pg") or len(parts) not in (2, 3):
-            raise ValueError(f"--variants {item!r}: expected duckdb|pg:WORKERS[:durable]")
-        if len(parts) == 3 and parts[2] != "durable":
-            raise ValueError(f"--variants {item!r}: the third field can only be 'durable'")
-        out.append(Variant(parts[0], int(parts[1]), len(parts) == 3))
+            raise ValueError(f"--variants {item!r}: expected duckdb|pg:WORKERS[:durable|fsync]")
+        flag = parts[2] if len(parts) == 3 else ""
+        if flag not in ("", "durable", "fsync"):
+            raise ValueError(f"--variants {item!r}: the third field is 'durable' or 'fsync'")
+        out.append(Variant(parts[0], int(parts[1]), bool(flag), fsync=flag == "fsync"))
     return out
 
 
@@ -53,6 +57,8 @@ def variant_env(variant: Variant, cluster: PgCluster | None) -> dict[str, str]:
     env = {"DISTILL_WORKERS": str(variant.workers)}
     if variant.durable:
         env["DISTILL_LOG_DURABLE"] = "true"
+    if variant.fsync:
+        env["DISTILL_LOG_FSYNC"] = "true"
     if variant.engine == "pg":
         if cluster is None:
             raise RuntimeError("a PostgreSQL variant needs the cluster")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from proxy.logstore.journal import HELD_PREFIX, encode_line
+from proxy.logstore.journal import HELD_PREFIX, encode_line, sync_directory, sync_file
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,16 @@ class HeldFile:
 class HeldJournal:
     """Thread-safe (the event loop holds and releases, the writer thread tidies)."""
 
-    def __init__(self, directory: Path, max_bytes: int, rotate_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        rotate_bytes: int = 1024 * 1024,
+        *,
+        fsync: bool = False,
+    ) -> None:
         self.directory = Path(directory)
+        self.fsync = fsync  # DISTILL_LOG_FSYNC: every held row forced to the disk
         self.max_bytes = max_bytes
         self.rotate_bytes = rotate_bytes
         self.unjournaled = 0  # rows that could not be journaled (bound hit, disk error)
@@ -79,6 +87,8 @@ class HeldJournal:
                 held = self._writable()
                 held.handle.write(line)
                 held.handle.flush()
+                if self.fsync:
+                    sync_file(held.handle)
             except OSError as exc:
                 self._failed(exc)
                 return None
@@ -134,6 +144,8 @@ class HeldJournal:
         path = self.directory / name
         handle = path.open("ab")
         fcntl.flock(handle, fcntl.LOCK_EX)  # a new file: nobody else holds it
+        if self.fsync:
+            sync_directory(self.directory)
         self._current = HeldFile(path, handle)
         return self._current
 

@@ -4,7 +4,9 @@ Records land here when the writer's queue is full or a DuckDB write fails; the
 writer replays them once writes succeed again (also after a restart: files left
 by a previous process are picked up). The total size is bounded by
 ``max_bytes``; past it `append` refuses records and the caller counts them as
-dropped. Appends are flushed to the OS at once, so a killed process loses none.
+dropped. Appends are flushed to the OS at once, so a killed process loses none; with
+``fsync`` (``DISTILL_LOG_FSYNC``) they are also forced to the disk (and a new file's directory
+entry with them), so a machine that loses power loses none either.
 
 Layout under ``directory``: ``journal-<pid>-<ns>-<seq>.jsonl`` (oldest first by
 name order within one process) and ``rejected.jsonl`` for rows DuckDB refused
@@ -45,6 +47,20 @@ def encode_line(record: Mapping[str, Any]) -> bytes:
     return orjson.dumps(record, default=str) + b"\n"
 
 
+def sync_file(handle: IO[bytes]) -> None:
+    """Forces a flushed file's data to the disk (fsync; fdatasync where there is one)."""
+    getattr(os, "fdatasync", os.fsync)(handle.fileno())
+
+
+def sync_directory(directory: Path) -> None:
+    """Forces a directory's entries (a new file's name) to the disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class SpillJournal:
     """Thread-safe, size-bounded JSONL journal with file rotation."""
 
@@ -54,9 +70,11 @@ class SpillJournal:
         max_bytes: int,
         rotate_bytes: int | None = None,
         prefix: str = _PREFIX,
+        fsync: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.prefix = prefix
+        self.fsync = fsync
         self.max_bytes = max_bytes
         self.rotate_bytes = rotate_bytes or max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 8))
         self._lock = threading.Lock()
@@ -85,6 +103,8 @@ class SpillJournal:
         self._current_path = self.directory / name
         self._current = self._current_path.open("ab")
         fcntl.flock(self._current, fcntl.LOCK_EX)  # a new file: nobody else holds it
+        if self.fsync:
+            sync_directory(self.directory)
         self._current_bytes = 0
         return self._current
 
@@ -112,6 +132,8 @@ class SpillJournal:
                 kept += 1
             if self._current is not None:
                 self._current.flush()
+                if self.fsync:
+                    sync_file(self._current)
             if self._closed:
                 # Rows after close are for the next start (maybe this same process): no lock.
                 self._seal_locked()

@@ -110,6 +110,7 @@ class LogWriter:
         insert: InsertBatch = insert_batch,
         backend: LogBackend | None = None,
         durable: bool = False,
+        fsync: bool = False,
     ) -> None:
         self.backend = backend or backend_for(db_path, connect, insert)
         self.db_path = Path(db_path) if isinstance(self.backend, DuckDBBackend) else None
@@ -117,14 +118,14 @@ class LogWriter:
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._spill_dir = Path(spill_dir)
-        journal = SpillJournal(self._spill_dir, spill_max_bytes)
+        journal = SpillJournal(self._spill_dir, spill_max_bytes, fsync=fsync)
         self._sink = BatchSink(self.backend, journal, batch_size)
         self._durable = (
-            SpillJournal(self._spill_dir, spill_max_bytes, prefix=DURABLE_PREFIX)
+            SpillJournal(self._spill_dir, spill_max_bytes, prefix=DURABLE_PREFIX, fsync=fsync)
             if durable
             else None
         )
-        self.held = HeldJournal(self._spill_dir, spill_max_bytes) if durable else None
+        self.held = HeldJournal(self._spill_dir, spill_max_bytes, fsync=fsync) if durable else None
         self._unjournaled = 0
         # Durable mode: a row's journal append and its queueing are one step, so each
         # drain knows which journal file holds exactly the rows it takes.
@@ -150,6 +151,7 @@ class LogWriter:
             batch_size=settings.log_batch_size,
             spill_max_bytes=settings.spill_max_bytes,
             durable=settings.log_durable,
+            fsync=settings.log_fsync,
             **kwargs,
         )
 

@@ -137,7 +137,7 @@ class Calibrator:
         rows = await self._store.logged_pairs(version.version, scorer)
         # Judging thousands of answers is CPU work: off the event loop.
         logged = await asyncio.to_thread(
-            pairs_from_texts, rows, self._settings.effective_shadow_rate
+            pairs_from_texts, rows, self._settings.shadow_rate_for(version.kind)
         )
         s = self._settings
 

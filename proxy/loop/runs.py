@@ -154,6 +154,8 @@ class RunManager:
         if every is None or self._current is not None:
             return False
         since = await self._store.last_run_created_at()
+        if since is None:  # the first run: one with fewer than train_min_rows would fail
+            every = max(every, self._settings.train_min_rows)
         return await self._store.teacher_rows_since(since) >= every
 
     # --- one run ----------------------------------------------------------------------------

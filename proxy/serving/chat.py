@@ -257,7 +257,7 @@ class ChatService:
         if degraded:
             headers["x-distill-degraded"] = degraded
         payload = client_view(decision.answer.payload, body, str(body.get("model")))
-        shadow = self.maybe_shadow(body, record)
+        shadow = self.maybe_shadow(body, record, decision)
         if not body.get("stream"):
             self.finish(record, ctx, 200, extra=shadow)
             return Response(orjson.dumps(payload), media_type="application/json", headers=headers)
@@ -283,8 +283,11 @@ class ChatService:
 
         return StreamingResponse(gen(), media_type="text/event-stream", headers=headers)
 
-    def maybe_shadow(self, body: dict[str, Any], record: dict[str, Any]) -> Awaitable[None] | None:
-        if self.teacher is None or not self._shadow.take():
+    def maybe_shadow(
+        self, body: dict[str, Any], record: dict[str, Any], decision: Decision
+    ) -> Awaitable[None] | None:
+        kind = decision.version.kind if decision.version is not None else "lora"
+        if self.teacher is None or not self._shadow.take(self.settings.shadow_rate_for(kind)):
             return None
         teacher = self.teacher
 

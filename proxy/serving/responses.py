@@ -110,7 +110,7 @@ class ResponsesService:
         if degraded:
             headers["x-distill-degraded"] = degraded
         response = to_response(decision.answer.payload, body)
-        shadow = self.chat.maybe_shadow(chat_body, record)
+        shadow = self.chat.maybe_shadow(chat_body, record, decision)
         if not body.get("stream"):
             self.chat.finish(record, ctx, 200, extra=shadow)
             return Response(orjson.dumps(response), media_type="application/json", headers=headers)

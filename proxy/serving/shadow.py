@@ -25,11 +25,13 @@ class ShadowSampler:
         self._clock = clock
         self._sent: deque[float] = deque()
 
-    def take(self) -> bool:
-        """True when this request should be shadowed (and counts it against the budget)."""
-        if self.rate <= 0 or self.budget_per_hour <= 0:
+    def take(self, rate: float | None = None) -> bool:
+        """True when this request should be shadowed (and counts it against the budget);
+        `rate` overrides the sampler's own (the serving student's kind sets it)."""
+        rate = self.rate if rate is None else rate
+        if rate <= 0 or self.budget_per_hour <= 0:
             return False
-        if self._rng.random() >= self.rate:
+        if self._rng.random() >= rate:
             return False
         now = self._clock()
         while self._sent and now - self._sent[0] > 3600:

@@ -24,7 +24,8 @@ def _known(env: dict[str, str]) -> None:
 
 def test_presets() -> None:
     full, quick = parse_settings([]), parse_settings(["--quick"])
-    assert (full.requests, full.retrain_every, full.max_rounds) == (3000, 200, 15)
+    assert (full.requests, full.retrain_every, full.max_rounds) == (3000, 100, 20)
+    assert full.train_min_rows == 180  # the first round: enough answers per label for a closed set
     assert quick.requests <= 100 and quick.max_rounds == 1
     assert quick.out_dir != full.out_dir  # a smoke run never overwrites committed results
     assert parse_settings(["--quick", "--requests", "60"]).requests == 60

@@ -13,6 +13,9 @@ def test_parse_variants() -> None:
         Variant("duckdb", 1, True),
     ]
     assert [v.name for v in parse_variants("pg:1,pg:2:durable")] == ["pg-w1", "pg-w2-durable"]
+    (fsync,) = parse_variants("duckdb:1:fsync")
+    assert fsync == Variant("duckdb", 1, True, fsync=True) and fsync.name == "duckdb-w1-fsync"
+    assert variant_env(fsync, None)["DISTILL_LOG_FSYNC"] == "true"
     for bad in ("sqlite:1", "pg", "pg:1:fast"):
         with pytest.raises(ValueError):
             parse_variants(bad)

@@ -108,13 +108,28 @@ def test_unscorable_answers_never_become_thresholds() -> None:
     assert result.pairs == 45 and result.pairs_used == 40
 
 
-def test_shadow_pairs_are_weighted_and_shrink_the_effective_sample() -> None:
+def test_shadow_pairs_count_once_in_the_bound_and_for_their_traffic_in_coverage() -> None:
     rows = [(-0.05, "positive", "positive", True)] * 30 + [(-1.0, "maybe", "negative", False)] * 30
-    weighted = pairs_from_texts(rows, shadow_rate=0.1)
-    assert {p.weight for p in weighted if p.agree} == {10.0}
-    result = choose_threshold(weighted, target=0.85, min_pairs=10)
+    logged = pairs_from_texts(rows, shadow_rate=0.1)
+    assert {p.stands_for for p in logged if p.agree} == {10.0}
+    assert {p.weight for p in logged} == {1.0}
+    result = choose_threshold(logged, target=0.85, min_pairs=10)
+    plain = choose_threshold(pairs([(-0.05, 30, 0), (-1.0, 0, 30)]), target=0.85, min_pairs=10)
     assert result.threshold == -0.05
     assert result.coverage == pytest.approx(300 / 330)
+    assert result.lower == pytest.approx(plain.lower)  # 30 samples are 30 trials, not 3
+
+
+def test_shadow_samples_beside_unweighted_evidence_do_not_shrink_it() -> None:
+    # 300 held-out pairs, 90% agreeing at the top, and 20 shadow samples of the served
+    # traffic with the same rate: the bound must not fall because the shadows arrived.
+    held_out = pairs([(0.9, 180, 20), (0.3, 40, 60)])
+    shadows = pairs_from_texts([(0.9, "a", "a", True)] * 18 + [(0.9, "a", "b", True)] * 2, 0.1)
+    before = choose_threshold(held_out, target=0.8, min_pairs=30)
+    after = choose_threshold(held_out + shadows, target=0.8, min_pairs=30)
+    assert before.threshold == after.threshold == 0.9
+    assert after.lower is not None and before.lower is not None
+    assert after.lower >= before.lower
 
 
 def test_agreement_rule_short_and_long_answers() -> None:

@@ -141,12 +141,25 @@ def test_runs_left_running_by_a_dead_server_are_failed_at_startup(
 
 
 def test_rows_trigger_fires_after_enough_teacher_answers(loop_proxy: LoopFactory) -> None:
-    with loop_proxy(train_every_rows=3, train_rows_check_interval=0.1) as lh:
+    with loop_proxy(train_every_rows=3, train_min_rows=2, train_rows_check_interval=0.1) as lh:
         lh.traffic(2)
         lh.h.flush()
         time.sleep(0.4)  # several checks happen; 2 < 3 rows
         assert _runs(lh) == []
         lh.traffic(1, start=2)
+        runs = lh.wait_for(lambda: _runs(lh))
+        assert runs[0]["trigger"] == "rows"
+        lh.wait_run(runs[0]["id"])
+
+
+def test_the_first_rows_run_also_waits_for_train_min_rows(loop_proxy: LoopFactory) -> None:
+    # A first run on fewer rows than train_min_rows would only fail for want of data.
+    with loop_proxy(train_every_rows=2, train_min_rows=4, train_rows_check_interval=0.1) as lh:
+        lh.traffic(3)
+        lh.h.flush()
+        time.sleep(0.4)  # 3 >= every, but < train_min_rows
+        assert _runs(lh) == []
+        lh.traffic(1, start=3)
         runs = lh.wait_for(lambda: _runs(lh))
         assert runs[0]["trigger"] == "rows"
         lh.wait_run(runs[0]["id"])

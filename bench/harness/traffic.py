@@ -1,8 +1,8 @@
 """Mixed traffic: several tasks' queries in given proportions, shuffled with a seed.
 
-Each task contributes the head of its own (already seeded) traffic order, so a task's
-queries arrive in the same order whatever the mix; the interleaving is one more seeded
-shuffle. Counts follow the shares exactly (largest remainder), so 4,000 requests at
+Each task contributes the head of its own (already seeded) traffic order, in that order
+whatever the mix: the seeded shuffle is of the slots (which task comes next), not of the
+queries. Counts follow the shares exactly (largest remainder), so 4,000 requests at
 40/25/25/10 % are 1,600/1,000/1,000/400.
 """
 
@@ -43,11 +43,14 @@ def mixed_traffic(
     than letting the proportions drift.
     """
     counts = allocate(n, shares)
-    items: list[Example] = []
-    for name, count in counts.items():
+    slots = [name for name, count in counts.items() for _ in range(count)]
+    random.Random(seed).shuffle(slots)
+    taken = dict.fromkeys(counts, 0)
+    out: list[tuple[int, Example]] = []
+    for index, name in enumerate(slots):
         pool = pools[name]
-        if count and not pool:
+        if not pool:
             raise ValueError(f"task {name!r} has no traffic examples")
-        items += [replace(pool[i % len(pool)], task=name) for i in range(count)]
-    random.Random(seed).shuffle(items)
-    return list(enumerate(items))
+        out.append((index, replace(pool[taken[name] % len(pool)], task=name)))
+        taken[name] += 1
+    return out

@@ -5,7 +5,8 @@
 Only the maintainer runs this (the benchmark reads the shipped files, never the source):
 per CLINC150 intent a seeded sample of its training queries plus every out-of-scope query
 of the training and validation files; per SNIPS intent a seeded sample of the queries
-whose slot names are distinct (a slot named twice has no place in a JSON object).
+(each text once) whose slot names are distinct (a slot named twice has no place in a JSON
+object).
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ def build_clinc(source: Path, out: Path) -> int:
 
 def build_snips(source: Path, out: Path) -> int:
     by_intent: dict[str, list[dict[str, object]]] = defaultdict(list)
+    seen: set[str] = set()
     with (source / "train.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
             names = [name for name, _ in row["slots"]]
-            if len(set(names)) == len(names):
+            text = row["text"].strip()
+            if len(set(names)) == len(names) and text not in seen:  # and a text only once
+                seen.add(text)
                 by_intent[row["intent"]].append(row)
     rng = random.Random(SEED)
     out.mkdir(parents=True, exist_ok=True)

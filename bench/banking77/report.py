@@ -19,6 +19,7 @@ from bench.banking77.report_calibration import calibration_by_round
 from bench.banking77.report_md import render_markdown
 from bench.banking77.report_plots import write_plots
 from bench.banking77.scorers import scorers_by_round
+from bench.harness.report_tasks import task_table
 from bench.harness.stats import (
     Prices,
     accuracy,
@@ -27,6 +28,7 @@ from bench.harness.stats import (
     segment_summary,
     teacher_cost_from_usage,
 )
+from bench.tasks import banking77
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -196,6 +198,19 @@ def _baselines(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def per_task(raw: dict[str, Any]) -> dict[str, Any]:
+    """The harness's per-task report (the mixed benchmark's table) for the learning traffic:
+    one task here, so it restates the overall numbers in the shape every benchmark shares."""
+    task = banking77.task(labels=[])  # scoring reads the records' `correct`, not the labels
+
+    def tagged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "task": r.get("task") or banking77.NAME} for r in records]
+
+    learning = tagged([r for seg in raw.get("segments") or [] for r in seg["records"]])
+    teacher = tagged(raw["teacher_baseline"]["records"])
+    return task_table({banking77.NAME: task}, learning, teacher, _prices(raw))
+
+
 def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline numbers for the final round plus overall and baseline figures."""
     baselines = _baselines(raw)
@@ -242,6 +257,7 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         if seg.get("cost_ratio_proxy") is not None
         else "costs computed from usage with the prices above"
     )
+    summary["per_task"] = per_task(raw)
     summary["goals"] = goals(raw, summary, rows)
     return summary
 

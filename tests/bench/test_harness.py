@@ -67,3 +67,16 @@ def test_mixed_traffic_through_the_replay_teacher_over_http() -> None:
     snips_rows = [r for r in records if r["task"] == "snips"]
     assert all((r["metrics"] or {}).get("valid") == 1.0 for r in snips_rows)  # type: ignore[union-attr]
     assert teacher.stats.requests == 100
+
+
+def test_banking77_report_carries_the_shared_per_task_table(tmp_path: Path) -> None:
+    from bench.banking77.report import write_report
+    from tests.bench.test_bench_report import fake_raw
+
+    raw = fake_raw()
+    summary = write_report(raw, tmp_path)
+    learning = [r for seg in raw["segments"] for r in seg["records"]]
+    block = summary["per_task"]["tasks"]["banking77"]
+    assert block["requests"] == len(learning) == summary["per_task"]["overall"]["requests"]
+    assert block["teacher_calls"] == sum(1 for r in learning if r["route"] == "teacher")
+    assert block["served"]["accuracy"] == summary["served_accuracy_overall"]

@@ -1,4 +1,4 @@
-"""Regenerates the README's settings table from the Settings class (`make docs`)."""
+"""Regenerates the README's settings reference, a table per settings group (`make docs`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`distill config`: the effective settings (secrets masked), or the settings reference
-as a markdown table (`--markdown`, used to keep the README's table complete)."""
+"""`distill config`: the effective settings (secrets masked) under a heading per group, or the
+settings reference as markdown tables, one per group (`--markdown`, used to keep the README's
+tables complete)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from proxy.logstore.backend import redact_url
-from proxy.settings import Settings
+from proxy.settings import GROUPS, Settings
 
 if TYPE_CHECKING:
     from proxy.cli import Subcommands
+
+
+TABLE_HEAD = ("| setting (env) | default | meaning |", "|---|---|---|")
 
 
 def env_names(name: str, info: FieldInfo) -> list[str]:
@@ -35,13 +39,20 @@ def _default(info: FieldInfo) -> str:
     return f"`{value}`"
 
 
+def _row(name: str) -> str:
+    info = Settings.model_fields[name]
+    env = " / ".join(f"`{e}`" for e in env_names(name, info))
+    description = (info.description or "").replace("|", "\\|").replace("\n", " ")
+    return f"| {env} | {_default(info)} | {description} |"
+
+
 def markdown_table() -> str:
-    lines = ["| setting (env) | default | meaning |", "|---|---|---|"]
-    for name, info in Settings.model_fields.items():
-        env = " / ".join(f"`{e}`" for e in env_names(name, info))
-        description = (info.description or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {env} | {_default(info)} | {description} |")
-    return "\n".join(lines)
+    """The settings reference: a `###` heading and a table per group."""
+    sections = []
+    for group in GROUPS:
+        rows = [_row(name) for name in group.field_names]
+        sections.append("\n".join([f"### {group.title}", "", *TABLE_HEAD, *rows]))
+    return "\n\n".join(sections)
 
 
 def effective(settings: Settings) -> dict[str, Any]:
@@ -62,11 +73,15 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    for name, value in effective(settings).items():
-        print(f"{name} = {value!r}")
+    shown = effective(settings)
+    blocks = [
+        "\n".join([f"# {group.title}"] + [f"{n} = {shown[n]!r}" for n in group.field_names])
+        for group in GROUPS
+    ]
+    print("\n\n".join(blocks))
     return 0
 
 
 def register(sub: Subcommands) -> None:
-    p = sub.add("config", "show the effective settings (secrets masked)", _config)
-    p.add_argument("--markdown", action="store_true", help="print the settings reference table")
+    p = sub.add("config", "show the effective settings by group (secrets masked)", _config)
+    p.add_argument("--markdown", action="store_true", help="print the settings reference tables")

@@ -11,21 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+# KeyLimits is the field type of settings.key_limits, so it lives with the settings (which
+# import nothing from proxy.limits); proxy.limits re-exports it.
+from proxy.settings.limits import KeyLimits
 
 LIMIT_FIELDS = ("rpm", "tpm", "usd_per_day", "usd_per_month")
-
-
-class KeyLimits(BaseModel):
-    """One key's override. A field left out inherits the default; an explicit JSON
-    ``null`` lifts that limit for this key."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rpm: int | None = Field(None, ge=0, description="Requests per minute.")
-    tpm: int | None = Field(None, ge=0, description="Tokens per minute.")
-    usd_per_day: float | None = Field(None, ge=0, description="Spend per UTC day.")
-    usd_per_month: float | None = Field(None, ge=0, description="Spend per UTC month.")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Users' feedback in dataset selection and evaluation (issue 15).
 
 A snapshot row carries the latest feedback on its request (``feedback_*`` columns, see
-`proxy.feedback.store.snapshot_select`). Selection reads the snapshot through
+`proxy.logstore.feedback.snapshot_select`). Selection reads the snapshot through
 `feedback_source`, which applies it before any filter:
 
 - a **gold label** replaces the teacher's answer: the correction if there is one, else,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.auth import KeyRing, bearer
 from proxy.errors import NotFound, ServiceUnavailable
-from proxy.feedback import store
+from proxy.logstore import feedback as store
 from proxy.logstore.sink import FAILURES
 from proxy.privacy.sink import redactor_from_settings, scrubber_from_settings
 from proxy.protocol import FeedbackRequest

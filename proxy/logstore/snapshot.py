@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from proxy.feedback import store as feedback_store
+from proxy.logstore import feedback as feedback_store
 from proxy.logstore.backend import is_postgres_url
 from proxy.logstore.rows import utc_naive
 from proxy.logstore.writer import LogStoreUnavailable, LogWriter

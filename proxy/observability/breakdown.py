@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from proxy.feedback import store as feedback_store
+from proxy.logstore import feedback as feedback_store
 from proxy.logstore.rows import utc_naive
 from trainer.agreement import SHORT_ANSWER_WORDS, agreement, normalize_answer
 from trainer.feedback import accuracy

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from proxy.deps import SettingsDep, read_limited
 from proxy.errors import InvalidRequest, ServiceUnavailable
 from proxy.feedback.service import FeedbackService
-from proxy.feedback.store import SOURCES
+from proxy.logstore.feedback import SOURCES
 from proxy.protocol import FeedbackRequest
 
 router = APIRouter(prefix="/v1", tags=["feedback"])

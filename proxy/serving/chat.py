@@ -24,7 +24,7 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
-from proxy.observability.hooks import RequestObserver
+from proxy.serving.observer import RequestObserver
 from proxy.privacy.sink import scrubber_from_settings
 from proxy.serving import records
 from proxy.serving.pending import PendingRows

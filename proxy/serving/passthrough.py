@@ -21,7 +21,7 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
-from proxy.observability.hooks import RequestObserver
+from proxy.serving.observer import RequestObserver
 from proxy.serving import records
 from proxy.serving.records import RequestContext
 from proxy.serving.sse import SSEParser

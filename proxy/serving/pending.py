@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 Owner = tuple[str, str | None]
-"""(the row id, the key hash that made the request), as `proxy.feedback.store.resolve`."""
+"""(the row id, the key hash that made the request), as `proxy.logstore.feedback.resolve`."""
 
 
 class RowJournal(Protocol):

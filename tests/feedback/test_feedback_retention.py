@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from proxy.feedback import store
+from proxy.logstore import feedback as store
 from proxy.logstore.writer import LogWriter
 from proxy.privacy import purge_once
 

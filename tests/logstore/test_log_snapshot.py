@@ -11,7 +11,7 @@ import duckdb
 import orjson
 import pytest
 
-from proxy.feedback.store import SNAPSHOT_COLUMNS
+from proxy.logstore.feedback import SNAPSHOT_COLUMNS
 from proxy.logstore.schema import REQUEST_COLUMNS
 from proxy.logstore.snapshot import export_snapshot, open_readonly
 from proxy.logstore.writer import LogWriter

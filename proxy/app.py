@@ -28,7 +28,6 @@ from proxy.feedback.service import build_feedback
 from proxy.limits.http import seed_spend_from_log
 from proxy.limits.shared import limiter_from_settings
 from proxy.loop.scheduler import start_loop, stop_loop
-from proxy.serving.observer import RequestObserver
 from proxy.privacy import build_sink, run_retention, scrub_secrets, scrubber_from_settings
 from proxy.request_ids import RequestIdMiddleware
 from proxy.routers import (
@@ -43,6 +42,7 @@ from proxy.routers import (
     stats,
 )
 from proxy.serving.chat import ChatService
+from proxy.serving.observer import RequestObserver
 from proxy.serving.passthrough import PassthroughService
 from proxy.serving.pending import PendingRows
 from proxy.serving.refused import log_refused

@@ -79,8 +79,8 @@ def _via_server(admin: AdminClient, items: Sequence[FeedbackRequest], source: st
 def _via_file(settings: Settings, items: Sequence[FeedbackRequest], source: str) -> Outcome:
     import duckdb
 
-    from proxy.logstore import feedback as store
     from proxy.feedback.service import guarded, text_guards
+    from proxy.logstore import feedback as store
     from proxy.logstore.backend import is_postgres_url
     from proxy.logstore.snapshot import open_writable
 

@@ -24,9 +24,9 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
-from proxy.serving.observer import RequestObserver
 from proxy.privacy.sink import scrubber_from_settings
 from proxy.serving import records
+from proxy.serving.observer import RequestObserver
 from proxy.serving.pending import PendingRows
 from proxy.serving.records import RequestContext
 from proxy.serving.shadow import ShadowSampler

@@ -21,8 +21,8 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from proxy.errors import ProxyError, ServiceUnavailable, UpstreamError
-from proxy.serving.observer import RequestObserver
 from proxy.serving import records
+from proxy.serving.observer import RequestObserver
 from proxy.serving.records import RequestContext
 from proxy.serving.sse import SSEParser
 from proxy.settings import Settings

@@ -40,6 +40,7 @@ from proxy.routers import (
     passthrough,
     responses,
     stats,
+    tasks,
 )
 from proxy.serving.chat import ChatService
 from proxy.serving.observer import RequestObserver
@@ -343,6 +344,7 @@ def create_app(settings: Settings | None = None, transports: Transports | None =
     app.include_router(feedback.router)
     app.include_router(breakdown.router)
     app.include_router(responses.router)
+    app.include_router(tasks.router)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware, refuse=_refusal)
     # Last on purpose: it answers every other path under /v1/ (relay, 405 or 404).

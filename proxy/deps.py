@@ -16,6 +16,7 @@ from proxy.request_ids import new_request_id
 from proxy.serving.chat import ChatService
 from proxy.serving.records import RequestContext
 from proxy.settings import Settings
+from proxy.tasks.identity import TASK_HEADER
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a
 # thread pool, a thread hop per request that costs more than the work they do.
@@ -64,6 +65,7 @@ async def request_context(request: Request) -> RequestContext:
         forced_route=route,
         tag=tag[:128] if tag else None,
         endpoint=request.url.path[:300],
+        task_header=request.headers.get(TASK_HEADER),
     )
     request.state.ctx = ctx  # the error handler logs a refusal with it
     return ctx

@@ -29,13 +29,20 @@ def _fail(message: str) -> int:
 def _breakdown(args: argparse.Namespace, settings: Settings) -> int:
     from proxy.observability.breakdown import print_breakdown
     from proxy.observability.cli_source import SourceError, StatsSource
+    from proxy.observability.task_render import print_tasks
 
+    source = StatsSource(settings)
     try:
-        answer = StatsSource(settings).breakdown(args.by, args.since)
+        if args.by == "task":
+            answer = source.tasks(args.since)
+        else:
+            answer = source.breakdown(args.by, args.since)
     except (SourceError, ValueError) as exc:
         return _fail(str(exc))
     if args.json:
         print(json.dumps(answer.data, indent=2, default=str))
+    elif args.by == "task":
+        print_tasks(_console(), answer.data, answer.origin)
     else:
         print_breakdown(_console(), answer.data, answer.origin)
     return 0
@@ -104,8 +111,9 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--json", action="store_true", help="print the raw JSON document")
     p.add_argument(
         "--by",
-        choices=["label", "tag"],
-        help="where the student is weak: per label (closed-set tasks) or per tag",
+        choices=["label", "tag", "task"],
+        help="where the student is weak: per label (closed-set tasks) or per tag; per task: "
+        "requests, student share, teacher calls, agreement, gold accuracy, savings, serving",
     )
     p = sub.add("logs", "recent requests from the request log", _logs)
     p.add_argument(

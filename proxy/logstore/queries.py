@@ -31,6 +31,7 @@ RECENT_COLUMNS = (
     "finished_at",
     "requested_model",
     "tag",
+    "task",
     "stream",
     "route",
     "reason",
@@ -120,6 +121,31 @@ def summary(conn: duckdb.DuckDBPyConnection, since: datetime | None = None) -> d
         "savings_usd": float(counterfactual) - float(cost),
         "latency_ms": {route: {"p50": p50, "p95": p95} for route, _, p50, p95 in by_route},
     }
+
+
+def task_totals(
+    conn: duckdb.DuckDBPyConnection, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Per task (chat/Responses rows; NULL for rows older than the column): requests,
+    answered (by the student or the teacher: not refused, not failed), student-served,
+    teacher-served, teacher calls, excluded, cost and counterfactual. Busiest first."""
+    where, params = _since(since)
+    cur = conn.execute(
+        "SELECT task, count(*) AS requests, "
+        "count(*) FILTER (route IN ('student', 'teacher')) AS answered, "
+        "count(*) FILTER (route = 'student') AS student_served, "
+        "count(*) FILTER (route = 'teacher') AS teacher_served, "
+        "count(*) FILTER (teacher_latency_ms IS NOT NULL) AS teacher_calls, "
+        "count(*) FILTER (reason = 'task_excluded') AS excluded_requests, "
+        "coalesce(sum(cost_usd), 0) AS cost_usd, "
+        "coalesce(sum(counterfactual_cost_usd), 0) AS counterfactual_cost_usd, "
+        "max(created_at) AS last_seen "
+        f"FROM requests{where}{' AND' if where else ' WHERE'} "
+        "route IS DISTINCT FROM 'passthrough' "
+        "GROUP BY task ORDER BY requests DESC, task NULLS LAST",
+        params,
+    )
+    return _rows(cur)
 
 
 def recent(conn: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str, Any]]:

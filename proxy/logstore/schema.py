@@ -70,8 +70,11 @@ _V3_REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("attempt", "INTEGER"),
 )
 
+# Migration 4 (issue 24): the task of every chat/Responses row (docs/tasks.md).
+_V4_REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (("task", "VARCHAR"),)
+
 REQUEST_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
-    _V1_REQUEST_COLUMN_TYPES + _V3_REQUEST_COLUMN_TYPES
+    _V1_REQUEST_COLUMN_TYPES + _V3_REQUEST_COLUMN_TYPES + _V4_REQUEST_COLUMN_TYPES
 )
 
 REQUEST_COLUMNS: tuple[str, ...] = tuple(name for name, _ in REQUEST_COLUMN_TYPES)
@@ -155,10 +158,17 @@ _V3_SQL = "".join(
     f"ALTER TABLE requests ADD COLUMN {n} {t};\n" for n, t in _V3_REQUEST_COLUMN_TYPES
 )
 
+# The task (issue 24). Rows logged before it keep NULL (reports show "(none)"): the
+# header they may have carried was not logged, so their task cannot be told for sure.
+_V4_SQL = "".join(
+    f"ALTER TABLE requests ADD COLUMN {n} {t};\n" for n, t in _V4_REQUEST_COLUMN_TYPES
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _V1_SQL),
     Migration(2, "feedback", _FEEDBACK_SQL),
     Migration(3, "endpoints_and_attempts", _V3_SQL),
+    Migration(4, "tasks", _V4_SQL),
 )
 
 _BOOKKEEPING_DDL = """

@@ -1,4 +1,5 @@
-"""Where the student is weak: the request log per label (closed-set tasks) or per tag.
+"""Where the student is weak: the request log per label (closed-set tasks), per tag or per
+task (the agreement and gold columns of `GET /admin/tasks`).
 
 For each group: requests, the share the student served, its agreement with the teacher
 (on rows that have both answers: fallbacks and shadow samples, so biased towards the
@@ -27,7 +28,8 @@ from proxy.logstore.rows import utc_naive
 from trainer.agreement import SHORT_ANSWER_WORDS, agreement, normalize_answer
 from trainer.feedback import accuracy
 
-BY = ("label", "tag")
+BY = ("label", "tag", "task")
+_GROUP_COLUMN = {"tag": "tag", "task": "task"}  # the row's own column, else the label
 MAX_ROWS = 50_000  # the newest rows of the window: enough to rank labels, bounded memory
 NO_TAG = "(none)"
 FREE_TEXT = "(free text)"
@@ -70,10 +72,12 @@ def _closed_set(conn: duckdb.DuckDBPyConnection) -> list[str] | None:
     return [str(v) for v in value] if isinstance(value, list) and value else None
 
 
-def _rows(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> list[tuple[Any, ...]]:
+def _rows(
+    conn: duckdb.DuckDBPyConnection, since: datetime | None, group: str = "tag"
+) -> list[tuple[Any, ...]]:
     feedback = feedback_store.has_table(conn)
     latest = feedback_store.latest_sql("request_id, rating, correction") if feedback else None
-    select = "r.route, r.tag, r.student_text, r.teacher_text, " + (
+    select = f"r.route, r.{group}, r.student_text, r.teacher_text, " + (
         "f.rating, f.correction" if latest else "NULL, NULL"
     )
     join = f" LEFT JOIN ({latest}) f ON f.request_id = r.id" if latest else ""
@@ -113,9 +117,10 @@ def breakdown(
     closed = _closed_set(conn) if by == "label" else None
     labels = {normalize_answer(c): c for c in closed} if closed else None
     groups: dict[str, _Group] = {}
-    for route, tag, student, teacher, rating, fix in _rows(conn, since):
+    column = _GROUP_COLUMN.get(by)
+    for route, group, student, teacher, rating, fix in _rows(conn, since, column or "tag"):
         gold = _gold(route, student, teacher, rating, fix)
-        name = (tag or NO_TAG) if by == "tag" else _label(gold or teacher or student, labels)
+        name = (group or NO_TAG) if column else _label(gold or teacher or student, labels)
         group = groups.setdefault(name, _Group(name))
         group.requests += 1
         group.student += route == "student"

@@ -96,6 +96,23 @@ class StatsSource:
             return Answer(data, f"server {self.settings.server_url}")
         return self._from_file(lambda conn: breakdown(conn, by, window))
 
+    def tasks(self, since: str) -> Answer:
+        """The per-task table (`GET /admin/tasks`), from the server or the file."""
+        from proxy.observability import task_stats
+
+        window = parse_since(since)
+        data = self._get("/admin/tasks", {"since": since})
+        if data is not None:
+            return Answer(data, f"server {self.settings.server_url}")
+        overrides = getattr(self.settings, "tasks", None)
+        mode = self.settings.calibration_mode
+
+        def from_file(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            report = task_stats.task_report(conn, window, overrides)
+            return task_stats.attach_serving(report, task_stats.serving_from_log(conn, mode))
+
+        return self._from_file(from_file)
+
     def logs(self, limit: int, after: tuple[str, str] | None = None) -> Answer:
         params: dict[str, Any] = {"n": limit}
         if after is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 
 OTHER = "other"
 ROUTES = frozenset({"student", "teacher", "passthrough", "none"})
@@ -26,6 +27,7 @@ REASONS = frozenset(
         "no_teacher",
         "invalid_structured_output",
         "not_distilled",
+        "task_excluded",
         "refused",
         "error",
     }
@@ -66,6 +68,11 @@ def status_class(code: object) -> str:
     return f"{code // 100}xx" if 100 <= code < 600 else OTHER
 
 
+def task_name(value: str) -> str:
+    """A task name as it is (already a checked slug, `proxy.tasks.identity`), bounded in length."""
+    return value[:64]
+
+
 def snake(value: str) -> str:
     """``UpstreamTimeout`` -> ``upstream_timeout``; anything else reduced to [a-z0-9_:]."""
     return _UNSAFE.sub("_", _CAMEL.sub("_", value).lower()).strip("_")[:48] or OTHER
@@ -78,13 +85,14 @@ class BoundedValues:
     than a fixed list: bounded even if that code changes.
     """
 
-    def __init__(self, limit: int = 16) -> None:
+    def __init__(self, limit: int = 16, normalise: Callable[[str], str] = snake) -> None:
         self._limit = limit
+        self._normalise = normalise
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, value: object) -> str:
-        text = snake(value) if isinstance(value, str) and value else OTHER
+        text = self._normalise(value) if isinstance(value, str) and value else OTHER
         with self._lock:
             if text in self._seen:
                 return text

@@ -35,6 +35,13 @@ LATENCY_BUCKETS = (
 )
 # One set for every scorer: log-probabilities and negated entropies are <= 0, probabilities
 # lie in [0, 1]; the `scorer` label keeps them apart.
+# Tasks that keep their own `task` label on distill_requests_total; later ones count as
+# `other`. Each task multiplies the counter's route x reason series (about ten in practice),
+# so 32 tasks stay a few hundred series per replica, while a client deriving a task per
+# user (a prompt with an unmasked name in it) cannot grow the scrape without bound. The
+# full per-task numbers are in GET /admin/tasks, which has no such limit.
+MAX_TASK_LABELS = 32
+NO_TASK_LABEL = "none"  # rows without a task: pass-through calls, refusals of other paths
 CONFIDENCE_BUCKETS = (
     -5.0,
     -3.0,
@@ -73,8 +80,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "distill_requests",
-            "Requests finished, by route and reason.",
-            ["route", "reason"],
+            "Requests finished, by route, reason and task.",
+            ["route", "reason", "task"],
             registry=r,
         )
         self.fallbacks = Counter(
@@ -115,6 +122,7 @@ class Metrics:
         )
         self._init_upstream_and_cost(r)
         self._kinds = labels.BoundedValues(limit=24)
+        self._tasks = labels.BoundedValues(limit=MAX_TASK_LABELS, normalise=labels.task_name)
 
     def _init_upstream_and_cost(self, r: CollectorRegistry) -> None:
         self.upstream_errors = Counter(
@@ -151,7 +159,8 @@ class Metrics:
     def observe(self, record: Mapping[str, Any], costs: CostBreakdown) -> None:
         route = labels.route(record.get("route"))
         reason = labels.reason(record.get("reason"))
-        self.requests.labels(route, reason).inc()
+        task = record.get("task")
+        self.requests.labels(route, reason, self._tasks(task) if task else NO_TASK_LABEL).inc()
         if route == "teacher":
             self.fallbacks.labels(reason).inc()
         if record.get("shadow"):

@@ -45,6 +45,7 @@ from proxy.serving.student_state import ActiveStudent, StudentVersion
 from proxy.serving.teacher_relay import relay_teacher_stream, teacher_client_view
 from proxy.serving.vote_student import VoteStudent, ask_vote
 from proxy.settings import Settings
+from proxy.tasks.resolve import TASK_EXCLUDED, TaskResolver
 from proxy.upstream.students import StudentPool
 from proxy.upstream.teacher import TeacherClient
 
@@ -92,6 +93,7 @@ class ChatService:
         self._sink = sink
         self._observer = observer
         self._shadow = shadow
+        self.tasks = TaskResolver(getattr(settings, "tasks", None))
         # Teacher error messages relayed mid-stream may echo a key; scrubbed like log rows.
         self._scrub = scrubber_from_settings(settings).scrub
         self._background: set[asyncio.Task[Any]] = set()
@@ -105,6 +107,7 @@ class ChatService:
         stream = bool(body.get("stream"))
         record = records.base_record(ctx, body, stream)
         try:
+            ctx.task = self.tasks.assign(ctx.task_header, body, record)
             decision = await self.decide(ctx, body, record)
             if decision.serve_student:
                 return self._serve_student(ctx, body, decision, record)
@@ -123,6 +126,8 @@ class ChatService:
         """A reason to skip the student entirely, or None to ask it."""
         if ctx.forced_route == "teacher":
             return "forced"
+        if ctx.task is not None and ctx.task.excluded:
+            return TASK_EXCLUDED
         if ctx.forced_route == "student":
             return None
         feature = unsupported_feature(body, self.settings.unsupported)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.logstore.hashing import prompt_hash
+from proxy.tasks.resolve import Task
 
 
 @dataclass
@@ -19,6 +20,10 @@ class RequestContext:
     forced_route: str = "auto"
     tag: str | None = None
     endpoint: str = "/v1/chat/completions"
+    task_header: str | None = None
+    """The client's ``x-distill-task`` header as sent (checked with the body, `proxy.tasks`)."""
+    task: Task | None = None
+    """The request's task, once its service resolved it (`TaskResolver.assign`)."""
     logged: bool = False
     """Its row was handed to the log (the error handler then adds none)."""
 

@@ -17,15 +17,33 @@ from starlette.requests import HTTPConnection
 
 from proxy.errors import ProxyError
 from proxy.serving.records import RequestContext
+from proxy.tasks.identity import TASK_HEADER
+from proxy.tasks.resolve import TaskResolver
 
 # The API's requests are logged; refusals of the admin API, the dashboard, probes and
 # stray paths are not requests of an app (and would let a scanner fill the log).
 API_PREFIX = "/v1/"
+# The distilled endpoints: their requests belong to a task, refused or not (the relayed
+# ones have none, see docs/tasks.md).
+TASK_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/responses"})
 
 
 def _body(conn: HTTPConnection, ctx: RequestContext | None) -> dict[str, Any] | None:
     body = getattr(conn.state, "body", None)
     return body if ctx is not None and isinstance(body, dict) else None
+
+
+def _task(
+    conn: HTTPConnection, ctx: RequestContext | None, body: dict[str, Any] | None
+) -> str | None:
+    """The row's task: as resolved, else as far as the header and a kept body tell."""
+    if ctx is not None and ctx.task is not None:
+        return ctx.task.name
+    if conn.url.path.rstrip("/") not in TASK_ENDPOINTS:
+        return None
+    chat = getattr(conn.app.state, "chat", None)
+    resolver: TaskResolver = chat.tasks if chat is not None else TaskResolver()
+    return resolver.lenient(conn.headers.get(TASK_HEADER), body).name
 
 
 def refused_record(conn: HTTPConnection, exc: ProxyError) -> dict[str, Any]:
@@ -40,6 +58,7 @@ def refused_record(conn: HTTPConnection, exc: ProxyError) -> dict[str, Any]:
         created = finished - timedelta(milliseconds=elapsed_ms)
     body = _body(conn, ctx)
     record: dict[str, Any] = {
+        "task": _task(conn, ctx, body),
         "id": request_id,
         "request_id": request_id,
         "attempt": 1,

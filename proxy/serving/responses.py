@@ -78,6 +78,7 @@ class ResponsesService:
         logged = {**body, "messages": chat_body["messages"]} if chat_body else body
         record = records.base_record(ctx, logged, bool(body.get("stream")))
         try:
+            ctx.task = self.chat.tasks.assign(ctx.task_header, body, record)
             if chat_body is None:
                 decision = Decision(False, f"unsupported:{teacher_only}")
                 chat_body = {}

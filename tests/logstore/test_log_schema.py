@@ -32,6 +32,7 @@ EXPECTED_REQUEST_COLUMNS = [
     ("counterfactual_cost_usd", "DOUBLE"),
     ("endpoint", "VARCHAR"), ("error_code", "VARCHAR"), ("request_id", "VARCHAR"),
     ("attempt", "INTEGER"),
+    ("task", "VARCHAR"),
 ]  # fmt: skip
 
 

@@ -34,7 +34,9 @@ def scrape(url: str, **kwargs: Any) -> dict[tuple[str, tuple[tuple[str, str], ..
 
 
 def value(samples: dict[Any, float], name: str, **lbls: str) -> float:
-    return samples.get((name, tuple(sorted(lbls.items()))), 0.0)
+    """The sum over the series of `name` that carry these label values (any others)."""
+    wanted = set(lbls.items())
+    return sum(v for (n, labels_), v in samples.items() if n == name and wanted <= set(labels_))
 
 
 def test_metrics_move_with_traffic(make_proxy: Callable[..., Any]) -> None:

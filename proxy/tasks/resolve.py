@@ -1,0 +1,90 @@
+"""The task of one request: the client's name or the derived one, then the overrides.
+
+`TaskResolver.assign` runs once per chat/Responses request, before the route is decided,
+and writes the ``task`` column of its row, also when the request is then refused for a
+bad name (the row then carries the derived task). `lenient` is for the rows of requests
+refused before any service saw them (401, 413, 429, ...): it never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.errors import InvalidRequest
+from proxy.tasks.config import TaskOverride
+from proxy.tasks.identity import (
+    UNKNOWN,
+    client_task,
+    derive_task,
+    lenient_client_task,
+    system_prompt,
+)
+
+TASK_EXCLUDED = "task_excluded"
+"""The route reason of a request of an excluded task (always the teacher)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    named_by: str
+    """``client`` (header or metadata), ``derived``, or ``unknown`` (no body was read)."""
+    original: str
+    """The name before the overrides: the client's or the derived one."""
+    override: TaskOverride | None = None
+
+    @property
+    def excluded(self) -> bool:
+        return self.override is not None and self.override.exclude
+
+
+class TaskResolver:
+    """Applies the ``[tasks.NAME]`` tables (already checked by `check_overrides`)."""
+
+    def __init__(self, overrides: Mapping[str, TaskOverride] | None = None) -> None:
+        self.overrides: dict[str, TaskOverride] = dict(overrides or {})
+        self._by_name = {n: name for name, t in self.overrides.items() for n in t.names}
+        # Longest first: the most specific prefix wins where several match.
+        self._prefixes = sorted(
+            ((p, name) for name, t in self.overrides.items() for p in t.prefixes),
+            key=lambda item: -len(item[0]),
+        )
+
+    def _final(self, original: str, named_by: str, body: dict[str, Any] | None) -> Task:
+        name = self._by_name.get(original)
+        if name is None and named_by == "derived" and self._prefixes and body is not None:
+            prompt = system_prompt(body)
+            name = next((n for p, n in self._prefixes if prompt.startswith(p)), None)
+        name = name or original
+        return Task(name, named_by, original, self.overrides.get(name))
+
+    def resolve(self, header: str | None, body: dict[str, Any]) -> Task:
+        """The request's task; a bad client name raises `InvalidRequest` (a 400)."""
+        named = client_task(header, body)
+        if named is not None:
+            return self._final(named, "client", body)
+        return self._final(derive_task(body), "derived", body)
+
+    def lenient(self, header: str | None, body: dict[str, Any] | None) -> Task:
+        """The task as far as it can be told, never raising (rows of refused requests)."""
+        named = lenient_client_task(header, body)
+        if named is not None:
+            return self._final(named, "client", body)
+        if body is None:
+            return self._final(UNKNOWN, "unknown", None)
+        return self._final(derive_task(body), "derived", body)
+
+    def assign(self, header: str | None, body: dict[str, Any], record: dict[str, Any]) -> Task:
+        """`resolve`, with the row's ``task`` set even when the name is refused."""
+        try:
+            task = self.resolve(header, body)
+        except InvalidRequest:
+            record["task"] = self.lenient(None, body).name
+            raise
+        record["task"] = task.name
+        return task
+
+    def config_of(self, name: str) -> TaskOverride | None:
+        return self.overrides.get(name)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -149,12 +150,13 @@ def _model_slug(model: object) -> str:
     return slug[:_MODEL_SLUG].rstrip("-.") or "model"
 
 
-def derive_task(body: dict[str, Any]) -> str:
-    """``auto-<model>-<8 hex>`` (the rule in the module docstring)."""
+def derive_task(body: dict[str, Any], masker: Callable[[str], str] = mask) -> str:
+    """``auto-<model>-<8 hex>`` (the rule in the module docstring); `masker` is `mask`,
+    or a cached form of it."""
     model = body.get("model") if isinstance(body.get("model"), str) else ""
     tools = bool(body.get("tools") or body.get("functions"))
     key = "\x1f".join(
-        (str(model), mask(system_prompt(body)), schema_digest(body), "tools" if tools else "")
+        (str(model), masker(system_prompt(body)), schema_digest(body), "tools" if tools else "")
     )
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{DERIVED_PREFIX}{_model_slug(model)}-{digest}"

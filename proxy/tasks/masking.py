@@ -6,7 +6,7 @@ URLs, e-mail addresses, quoted values (``"..."``, ``'...'``, curly quotes, backt
 at most 200 characters on one line), dates and times (ISO, ``12/31/2026``, ``Dec 2,
 2026``, ``2 December 2026``, ``14:05``, weekday names), ids (UUIDs, hex runs of 8 or
 more, tokens that mix letters and digits such as ``ORD-1234`` or ``cus_8f3k2j``), and
-numbers. Then whitespace is collapsed and the text lower-cased: a template that differs
+numbers, on the lower-cased text, whose whitespace is then collapsed: a template that differs
 only in its line breaks or capitals is the same task.
 
 Over-masking is the safe side: two prompts that differ only in a masked part merge, and a
@@ -22,12 +22,21 @@ _MONTH = (
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_DIGIT = re.compile(r"\d")
 
-# (pattern, placeholder) in the order they apply.
-_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(?:https?|ftp)://[^\s\"'<>]+|\bwww\.[^\s\"'<>]+", re.I), "<url>"),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
+# (guard, pattern, placeholder) in the order they apply, on lower-cased text. A pattern
+# runs only where its guard finds something: each costs ~0.1-1 ms on a 1 KB prompt on
+# this (2-core, shared) machine, a guard a few microseconds, most prompts need few of the
+# patterns, and this runs on every request.
+_MASKS: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
     (
+        re.compile(r"://|www\."),
+        re.compile(r"\b(?:https?|ftp)://[^\s\"'<>]+|\bwww\.[^\s\"'<>]+"),
+        "<url>",
+    ),
+    (re.compile("@"), re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
+    (
+        re.compile("[\"'“‘«`]"),
         re.compile(
             r"\"[^\"\n]{0,200}\"|(?<!\w)'[^'\n]{0,200}'(?!\w)|“[^”\n]{0,200}”"
             r"|‘[^’\n]{0,200}’|«[^»\n]{0,200}»|`[^`\n]{0,200}`"
@@ -35,33 +44,36 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
         "<quoted>",
     ),
     (
+        _DIGIT,
         re.compile(
-            r"\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
-            r"|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
-            rf"|\b{_MONTH}\.? {_DAY},? \d{{4}}\b|\b{_DAY} {_MONTH}\.?,? \d{{4}}\b"
-            rf"|\b{_MONTH}\.? {_DAY}\b"
-            r"|\b\d{1,2}:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?"
-            r"|\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b",
-            re.I,
+            # Digit-led alternatives first: the engine skips to the next digit at once.
+            r"\d(?:\d{3}-\d{2}-\d{2}"
+            r"(?:[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?"
+            r"|\d?[/.-]\d{1,2}[/.-]\d{2,4}\b"
+            rf"|\d?(?:st|nd|rd|th)? {_MONTH}\.?,? \d{{4}}\b"
+            r"|\d?:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?)"
         ),
         "<date>",
     ),
+    (_DIGIT, re.compile(rf"\b{_MONTH}\.? {_DAY}(?:,? \d{{4}})?\b"), "<date>"),
+    (re.compile("day"), re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b"), "<date>"),
     (
+        _DIGIT,
         re.compile(
             r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
-            r"|\b[0-9a-f]{8,}\b"
-            r"|\b(?=[a-z_-]*\d)(?=[\d_-]*[a-z])[a-z0-9][a-z0-9_-]{3,}\b",
-            re.I,
+            r"|\b(?=[a-z_-]*\d)(?=[\d_-]*[a-z])[a-z0-9][a-z0-9_-]{3,}\b"
+            r"|\b\d[0-9a-f]{7,}\b"
         ),
         "<id>",
     ),
-    (re.compile(r"[-+]?\d+(?:[.,]\d+)*%?"), "<n>"),
+    (_DIGIT, re.compile(r"[-+]?\d+(?:[.,]\d+)*%?"), "<n>"),
 )
-_SPACE = re.compile(r"\s+")
 
 
 def mask(text: str) -> str:
     """The prompt with its variable parts replaced by placeholders (see the module doc)."""
-    for pattern, placeholder in _MASKS:
-        text = pattern.sub(placeholder, text)
-    return _SPACE.sub(" ", text).strip().lower()
+    text = text.lower()
+    for guard, pattern, placeholder in _MASKS:
+        if guard.search(text):
+            text = pattern.sub(placeholder, text)
+    return " ".join(text.split())  # 3x faster than re.sub(r"\s+", " ", ...) here

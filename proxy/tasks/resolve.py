@@ -21,7 +21,12 @@ from proxy.tasks.identity import (
     lenient_client_task,
     system_prompt,
 )
+from proxy.tasks.masking import mask
 
+# Masked system prompts kept per resolver: most apps send one fixed system prompt per kind
+# of call, and masking a 1 KB prompt costs ~0.5 ms on this machine, so a repeat is a dict
+# lookup. Cleared when full (a template with a varying value in it never repeats).
+MASK_CACHE = 1024
 TASK_EXCLUDED = "task_excluded"
 """The route reason of a request of an excluded task (always the teacher)."""
 
@@ -51,6 +56,15 @@ class TaskResolver:
             ((p, name) for name, t in self.overrides.items() for p in t.prefixes),
             key=lambda item: -len(item[0]),
         )
+        self._masked: dict[str, str] = {}
+
+    def _mask(self, prompt: str) -> str:
+        masked = self._masked.get(prompt)
+        if masked is None:
+            if len(self._masked) >= MASK_CACHE:
+                self._masked.clear()
+            masked = self._masked[prompt] = mask(prompt)
+        return masked
 
     def _final(self, original: str, named_by: str, body: dict[str, Any] | None) -> Task:
         name = self._by_name.get(original)
@@ -65,7 +79,7 @@ class TaskResolver:
         named = client_task(header, body)
         if named is not None:
             return self._final(named, "client", body)
-        return self._final(derive_task(body), "derived", body)
+        return self._final(derive_task(body, self._mask), "derived", body)
 
     def lenient(self, header: str | None, body: dict[str, Any] | None) -> Task:
         """The task as far as it can be told, never raising (rows of refused requests)."""
@@ -74,7 +88,7 @@ class TaskResolver:
             return self._final(named, "client", body)
         if body is None:
             return self._final(UNKNOWN, "unknown", None)
-        return self._final(derive_task(body), "derived", body)
+        return self._final(derive_task(body, self._mask), "derived", body)
 
     def assign(self, header: str | None, body: dict[str, Any], record: dict[str, Any]) -> Task:
         """`resolve`, with the row's ``task`` set even when the name is refused."""

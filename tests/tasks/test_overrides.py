@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from proxy.errors import InvalidRequest
 from proxy.tasks.config import TaskOverride, TaskOverrides
 from proxy.tasks.identity import derive_task
-from proxy.tasks.resolve import TaskResolver
+from proxy.tasks.resolve import MASK_CACHE, TaskResolver
 
 OVERRIDES = TypeAdapter(TaskOverrides)
 
@@ -110,3 +110,10 @@ def test_a_full_table_loads() -> None:
     assert table.names == ("auto-gpt-4o-mini-1a2b3c4d",)
     assert table.prefixes == ("You are",)
     assert table.label_set == ("card_lost", "refund")
+
+
+def test_masked_prompts_are_cached_within_a_bound() -> None:
+    r = TaskResolver()
+    names = {r.resolve(None, chat(f"You are agent {i}.")).name for i in range(MASK_CACHE + 10)}
+    assert names == {derive_task(chat("You are agent 1."))}  # cached or not, the same task
+    assert 0 < len(r._masked) <= MASK_CACHE

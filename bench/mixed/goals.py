@@ -50,7 +50,8 @@ def control(quarter: dict[str, Any], target: float | None) -> dict[str, Any]:
         f"(agreement with the teacher >= {limit:.0%} where served; in practice: not at all)",
         "student_served": served,
         "agreement_where_served": agreement,
-        "met": block is None or served == 0 or (agreement is not None and agreement >= limit),
+        "met": bool(quarter.get("tasks"))
+        and (block is None or served == 0 or (agreement is not None and agreement >= limit)),
     }
 
 
@@ -60,7 +61,8 @@ def quality(quarter: dict[str, Any]) -> dict[str, Any]:
     clinc = tasks.get("clinc150")
     served_oos, teacher_oos = (_num(clinc, k, "oos_recall") for k in ("served", "all_teacher"))
     valid = _num(tasks.get("snips"), "student_answers", "schema_valid")
-    ok = all(r is not None and r >= QUALITY_RATIO for r in ratios.values())
+    # No traffic measured is no evidence: the goal is not met.
+    ok = bool(ratios) and all(r is not None and r >= QUALITY_RATIO for r in ratios.values())
     if clinc is not None and teacher_oos is not None:
         ok = ok and served_oos is not None and served_oos >= teacher_oos - OOS_RECALL_POINTS
     if "snips" in tasks:

@@ -153,6 +153,9 @@ def test_goals_flag_a_task_that_keeps_the_teacher() -> None:
     quarter["tasks"]["snips"] = block(0.5, 0.9)
     assert not goals({"final_quarter": quarter, "minutes": 100})["quality"]["met"]
     assert not goals({"final_quarter": quarter, "minutes": 120})["time"]["met"]
+    # A run that measured nothing meets nothing (a partial report of a failed run).
+    empty = goals({"final_quarter": {"overall": {}, "tasks": {}}, "minutes": 5})
+    assert not any(empty[k]["met"] for k in ("teacher_share", "control", "quality"))
 
 
 def test_thresholds_per_task_from_the_proxy_when_it_has_them() -> None:

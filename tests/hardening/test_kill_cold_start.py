@@ -27,6 +27,10 @@ pytestmark = pytest.mark.chaos
 
 CLIENTS = 8
 KILL_AFTER = 5.0
+# A busy machine (a benchmark beside the tier) answers far fewer requests in KILL_AFTER:
+# the kill waits for enough acknowledged ones, up to KILL_BY seconds.
+MIN_ACKED = 20
+KILL_BY = 90.0
 # The background student answer takes this long: rows of the last seconds wait for it.
 PROMPT = "#student=slow:2500 what is the capital of France?"
 
@@ -51,7 +55,8 @@ async def _client(url: str, n: int, killed: asyncio.Event, outcomes: list[Outcom
 
 
 def _kill_under_traffic(proxy: Any) -> list[Outcome]:
-    """8 clients send one request after another; SIGKILL KILL_AFTER seconds in."""
+    """8 clients send one request after another; SIGKILL KILL_AFTER seconds in, or later
+    once more than MIN_ACKED were acknowledged (a busy machine)."""
     url = f"{proxy.v1}/chat/completions"
     outcomes: list[Outcome] = []
 
@@ -60,6 +65,11 @@ def _kill_under_traffic(proxy: Any) -> list[Outcome]:
         clients = [_client(url, n, killed, outcomes) for n in range(CLIENTS)]
         running = asyncio.gather(*clients)
         await asyncio.sleep(KILL_AFTER)
+        deadline = asyncio.get_running_loop().time() + KILL_BY
+        while sum(o.acknowledged for o in outcomes) <= MIN_ACKED + CLIENTS:
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
         killed.set()
         signal_proxy(proxy, signal.SIGKILL)
         await asyncio.wait_for(running, 20)  # requests in flight fail: connection lost
@@ -101,7 +111,7 @@ def _run(fakes: Fakes, tmp_path: Path, **extra: str) -> tuple[set[str], Counter[
     finally:
         stop_all(proxy)
     acked = {o.request_id for o in outcomes if o.acknowledged}
-    assert len(acked) > 20, f"only {len(acked)} acknowledged before the kill"
+    assert len(acked) > MIN_ACKED, f"only {len(acked)} acknowledged before the kill"
     assert {o.route for o in outcomes if o.acknowledged} == {"teacher"}  # cold start
     _restart_and_stop(config, tmp_path / "logs")
     return acked, _rows_per_request(config.db)

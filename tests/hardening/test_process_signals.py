@@ -18,9 +18,10 @@ from tests.hardening.conftest import logged_ids
 pytestmark = pytest.mark.chaos
 
 SLOW = {
-    "student": "#student=slow:1500",  # confident student, slow
-    "teacher": "#student=unsure #teacher=slow:1500",  # teacher answers, slowly
+    "student": "#student=slow:4000",  # confident student, slow
+    "teacher": "#student=unsure #teacher=slow:4000",  # teacher answers, slowly
 }
+SETTLE = 2.0  # seconds for the in-flight burst to reach the proxy (well under the 4 s above)
 
 
 async def _burst(url: str, prefix: str, n: int, prompt_for: Any) -> list[Outcome]:
@@ -39,7 +40,9 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_logs_them(serve: Any
         inflight = asyncio.ensure_future(
             _burst(url, "inflight", 12, lambda i: SLOW["student" if i % 3 else "teacher"])
         )
-        await asyncio.sleep(0.6)  # all 12 are inside the proxy, waiting on slow upstreams
+        # All 12 must be inside the proxy, waiting on slow upstreams, before the SIGTERM: on
+        # a busy machine connecting them took longer than 0.6 s (ConnectError after it).
+        await asyncio.sleep(SETTLE)
         signal_proxy(proxy, signal.SIGTERM)
         await asyncio.sleep(0.2)
         late = await _burst(url, "late", 4, lambda i: "hello")

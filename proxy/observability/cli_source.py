@@ -104,7 +104,7 @@ class StatsSource:
         data = self._get("/admin/tasks", {"since": since})
         if data is not None:
             return Answer(data, f"server {self.settings.server_url}")
-        overrides = getattr(self.settings, "tasks", None)
+        overrides = self.settings.tasks
         mode = self.settings.calibration_mode
 
         def from_file(conn: duckdb.DuckDBPyConnection) -> dict[str, Any]:

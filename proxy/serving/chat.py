@@ -93,7 +93,7 @@ class ChatService:
         self._sink = sink
         self._observer = observer
         self._shadow = shadow
-        self.tasks = TaskResolver(getattr(settings, "tasks", None))
+        self.tasks = TaskResolver(settings.tasks)
         # Teacher error messages relayed mid-stream may echo a key; scrubbed like log rows.
         self._scrub = scrubber_from_settings(settings).scrub
         self._background: set[asyncio.Task[Any]] = set()

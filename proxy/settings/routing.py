@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from proxy.tasks.config import TaskOverride, check_overrides
 
 ScorerName = Literal["mean_logprob", "min_prob", "mean_entropy"]
 # Shadow rates in calibration mode. A vote student's calibration also holds the leave-one-out
@@ -41,6 +43,18 @@ class RoutingSettings(BaseModel):
     shadow_budget_per_hour: int = Field(
         1000, ge=0, description="Most shadow teacher calls per hour."
     )
+    tasks: dict[str, TaskOverride] = Field(
+        default_factory=dict,
+        description="Per-task overrides, TOML `[tasks.NAME]`: `match` (task names or "
+        "`prefix:TEXT` of a system prompt, renamed or merged into NAME), `exclude` (always the "
+        "teacher, reason `task_excluded`), `quality_target`, `label_set`, `validator`; env: "
+        'JSON `{"NAME": {"exclude": true}}`. docs/tasks.md.',
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_as_a_whole(cls, tables: dict[str, TaskOverride]) -> dict[str, TaskOverride]:
+        return check_overrides(tables)
 
     @property
     def unsupported(self) -> frozenset[str]:

@@ -122,4 +122,4 @@ def check_overrides(tables: Mapping[str, TaskOverride]) -> dict[str, TaskOverrid
 
 
 TaskOverrides = Annotated[dict[str, TaskOverride], AfterValidator(check_overrides)]
-"""The type of `Settings.tasks`: the tables, checked as a whole."""
+"""The tables checked as a whole, as `Settings.tasks` checks them (a `TypeAdapter`'s type)."""

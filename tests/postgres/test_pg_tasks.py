@@ -12,7 +12,7 @@ import pytest
 
 from proxy.tasks.identity import derive_task
 from tests.observability.traffic import MODEL
-from tests.tasks.helpers import SYSTEM_A, SYSTEM_B, chat_body, messages, use_overrides
+from tests.tasks.helpers import SYSTEM_A, SYSTEM_B, chat_body, messages
 
 pytestmark = pytest.mark.postgres
 
@@ -20,8 +20,8 @@ ADMIN = "admin-key-PG-tasks"
 
 
 def test_task_rows_and_admin_tasks_on_postgres(make_proxy: Callable[..., Any], pg_url: str) -> None:
-    with make_proxy(db=pg_url, admin_key=ADMIN) as h:
-        use_overrides(h, {"private": {"match": ["prefix:Extract the city"], "exclude": True}})
+    tables = {"private": {"match": ["prefix:Extract the city"], "exclude": True}}
+    with make_proxy(db=pg_url, admin_key=ADMIN, tasks=tables) as h:
         client = h.client()
         for number in (1, 2, 3):  # one derived task: only the number differs
             client.chat.completions.create(model=MODEL, messages=messages(SYSTEM_A, number))

@@ -1,14 +1,9 @@
-"""Shared bits of the task tests: prompts, bodies, overrides on a running harness."""
+"""Shared bits of the task tests: prompts and bodies."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import TypeAdapter
-
-from proxy.tasks.config import TaskOverrides
-from proxy.tasks.resolve import TaskResolver
-from tests.conftest import ProxyHarness
 from tests.observability.traffic import MODEL
 
 SYSTEM_A = "You are support agent {n}. Classify the customer's intent."
@@ -24,8 +19,3 @@ def messages(system: str, number: int = 7, user: str = "my card is lost") -> lis
 
 def chat_body(system: str, number: int = 7) -> dict[str, Any]:
     return {"model": MODEL, "messages": messages(system, number)}
-
-
-def use_overrides(h: ProxyHarness, tables: dict[str, Any]) -> None:
-    """The `[tasks.NAME]` tables on a running proxy, checked like the settings check them."""
-    h.app.state.chat.tasks = TaskResolver(TypeAdapter(TaskOverrides).validate_python(tables))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from proxy.errors import InvalidRequest
+from proxy.settings import Settings, load_settings
 from proxy.tasks.config import TaskOverride, TaskOverrides
 from proxy.tasks.identity import derive_task
 from proxy.tasks.resolve import MASK_CACHE, TaskResolver
@@ -117,3 +119,29 @@ def test_masked_prompts_are_cached_within_a_bound() -> None:
     names = {r.resolve(None, chat(f"You are agent {i}.")).name for i in range(MASK_CACHE + 10)}
     assert names == {derive_task(chat("You are agent 1."))}  # cached or not, the same task
     assert 0 < len(r._masked) <= MASK_CACHE
+
+
+def test_tables_load_from_the_toml_config_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "distill.toml"
+    config.write_text(
+        "[tasks.intents]\n"
+        'match = ["auto-gpt-4o-mini-1a2b3c4d", "prefix:You are a banking assistant"]\n'
+        "quality_target = 0.9\n"
+        'label_set = ["card_lost", "refund"]\n'
+        "\n"
+        "[tasks.auto-gpt-4o-2c3d4e5f]\n"
+        "exclude = true\n"
+    )
+    monkeypatch.delenv("DISTILL_TASKS", raising=False)
+    settings = load_settings(config)
+    assert settings.tasks["intents"].quality_target == 0.9
+    assert settings.tasks["intents"].prefixes == ("You are a banking assistant",)
+    assert settings.tasks["auto-gpt-4o-2c3d4e5f"].exclude
+    monkeypatch.setenv("DISTILL_TASKS", '{"faq": {"exclude": true}}')
+    assert list(Settings().tasks) == ["faq"]
+    config.write_text('[tasks.a]\nmatch = ["b"]\n[tasks.b]\nexclude = true\n')
+    monkeypatch.delenv("DISTILL_TASKS")
+    with pytest.raises(ValidationError, match="merged into"):
+        load_settings(config)

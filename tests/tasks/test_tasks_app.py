@@ -13,7 +13,7 @@ import pytest
 
 from proxy.tasks.identity import derive_task
 from tests.observability.traffic import MODEL, unsure_student
-from tests.tasks.helpers import SYSTEM_A, SYSTEM_B, chat_body, messages, use_overrides
+from tests.tasks.helpers import SYSTEM_A, SYSTEM_B, chat_body, messages
 
 
 def test_header_metadata_and_derived_tasks_are_logged(make_proxy: Callable[..., Any]) -> None:
@@ -73,9 +73,8 @@ def test_a_bad_task_name_is_a_400_and_still_has_a_row(
 
 
 def test_rename_and_merge_through_the_app(make_proxy: Callable[..., Any]) -> None:
-    with make_proxy() as h:
-        a, b = derive_task(chat_body(SYSTEM_A)), derive_task(chat_body(SYSTEM_B))
-        use_overrides(h, {"support": {"match": [a, b, "old-name"]}})
+    a, b = derive_task(chat_body(SYSTEM_A)), derive_task(chat_body(SYSTEM_B))
+    with make_proxy(tasks={"support": {"match": [a, b, "old-name"]}}) as h:
         client = h.client()
         client.chat.completions.create(model=MODEL, messages=messages(SYSTEM_A))
         client.chat.completions.create(model=MODEL, messages=messages(SYSTEM_B))
@@ -93,8 +92,8 @@ def test_rename_and_merge_through_the_app(make_proxy: Callable[..., Any]) -> Non
 
 
 def test_an_excluded_task_always_goes_to_the_teacher(make_proxy: Callable[..., Any]) -> None:
-    with make_proxy() as h:
-        use_overrides(h, {"private": {"match": ["prefix:You read medical"], "exclude": True}})
+    tables = {"private": {"match": ["prefix:You read medical"], "exclude": True}}
+    with make_proxy(tasks=tables) as h:
         client = h.client()
         sent = messages("You read medical records. Patient 12.")
         plain = client.chat.completions.with_raw_response.create(model=MODEL, messages=sent)

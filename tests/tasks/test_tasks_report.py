@@ -18,15 +18,15 @@ from tests.conftest import ProxyHarness
 from tests.observability.test_metrics import scrape, value
 from tests.observability.traffic import MODEL, unsure_student
 from tests.server_thread import free_port
-from tests.tasks.helpers import SYSTEM_A, messages, use_overrides
+from tests.tasks.helpers import SYSTEM_A, messages
 
 ADMIN = "adm-tasks-key-SECRET-7"
+TABLES = {"private": {"exclude": True}, "quiet": {"quality_target": 0.95}}
 
 
 def _traffic(h: ProxyHarness) -> None:
     """Task "intents": 2 confident student answers (one rated good), 1 fallback (a pair);
-    task "faq": 1 forced teacher answer; task "private" (excluded): 1 request."""
-    use_overrides(h, {"private": {"exclude": True}, "quiet": {"quality_target": 0.95}})
+    task "faq": 1 forced teacher answer; task "private" (excluded, TABLES): 1 request."""
     client = h.client()
     named = {"x-distill-task": "intents"}
     first = client.chat.completions.with_raw_response.create(
@@ -79,7 +79,7 @@ def _check(report: dict[str, Any]) -> None:
 
 
 def test_admin_tasks_lists_each_task(make_proxy: Callable[..., Any]) -> None:
-    with make_proxy(admin_key=ADMIN) as h:
+    with make_proxy(admin_key=ADMIN, tasks=TABLES) as h:
         _traffic(h)
         auth = {"authorization": f"Bearer {ADMIN}"}
         assert httpx.get(f"{h.url}/admin/tasks").status_code == 401
@@ -105,7 +105,7 @@ def test_stats_by_task_from_the_server_and_from_the_file(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    with make_proxy(admin_key=ADMIN) as h:
+    with make_proxy(admin_key=ADMIN, tasks=TABLES) as h:
         _traffic(h)
         _use(monkeypatch, h.url, tmp_path / "elsewhere.duckdb")  # only the server can answer
         assert main(["stats", "--by", "task", "--since", "1h"]) == 0

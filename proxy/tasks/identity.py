@@ -150,13 +150,15 @@ def _model_slug(model: object) -> str:
     return slug[:_MODEL_SLUG].rstrip("-.") or "model"
 
 
-def derive_task(body: dict[str, Any], masker: Callable[[str], str] = mask) -> str:
-    """``auto-<model>-<8 hex>`` (the rule in the module docstring); `masker` is `mask`,
-    or a cached form of it."""
+def derive_task(
+    body: dict[str, Any], masker: Callable[[str], str] = mask, prompt: str | None = None
+) -> str:
+    """``auto-<model>-<8 hex>`` (the rule in the module docstring); `masker` is `mask`, or a
+    cached form of it; `prompt` is `system_prompt(body)` where the caller has it already."""
     model = body.get("model") if isinstance(body.get("model"), str) else ""
     tools = bool(body.get("tools") or body.get("functions"))
-    key = "\x1f".join(
-        (str(model), masker(system_prompt(body)), schema_digest(body), "tools" if tools else "")
-    )
+    if prompt is None:
+        prompt = system_prompt(body)
+    key = "\x1f".join((str(model), masker(prompt), schema_digest(body), "tools" if tools else ""))
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{DERIVED_PREFIX}{_model_slug(model)}-{digest}"

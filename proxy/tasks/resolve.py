@@ -66,39 +66,38 @@ class TaskResolver:
             masked = self._masked[prompt] = mask(prompt)
         return masked
 
-    def _final(self, original: str, named_by: str, body: dict[str, Any] | None) -> Task:
-        name = self._by_name.get(original)
-        if name is None and named_by == "derived" and self._prefixes and body is not None:
-            prompt = system_prompt(body)
-            name = next((n for p, n in self._prefixes if prompt.startswith(p)), None)
-        name = name or original
+    def _final(self, original: str, named_by: str) -> Task:
+        name = self._by_name.get(original, original)
         return Task(name, named_by, original, self.overrides.get(name))
+
+    def _derived(self, body: dict[str, Any]) -> Task:
+        """The derived task; a ``prefix:`` entry can take it where no name does."""
+        prompt = system_prompt(body)
+        original = derive_task(body, self._mask, prompt)
+        name = self._by_name.get(original)
+        if name is None:
+            name = next((n for p, n in self._prefixes if prompt.startswith(p)), original)
+        return Task(name, "derived", original, self.overrides.get(name))
 
     def resolve(self, header: str | None, body: dict[str, Any]) -> Task:
         """The request's task; a bad client name raises `InvalidRequest` (a 400)."""
         named = client_task(header, body)
-        if named is not None:
-            return self._final(named, "client", body)
-        return self._final(derive_task(body, self._mask), "derived", body)
+        return self._derived(body) if named is None else self._final(named, "client")
 
     def lenient(self, header: str | None, body: dict[str, Any] | None) -> Task:
         """The task as far as it can be told, never raising (rows of refused requests)."""
         named = lenient_client_task(header, body)
         if named is not None:
-            return self._final(named, "client", body)
-        if body is None:
-            return self._final(UNKNOWN, "unknown", None)
-        return self._final(derive_task(body, self._mask), "derived", body)
+            return self._final(named, "client")
+        return self._final(UNKNOWN, "unknown") if body is None else self._derived(body)
 
     def assign(self, header: str | None, body: dict[str, Any], record: dict[str, Any]) -> Task:
-        """`resolve`, with the row's ``task`` set even when the name is refused."""
+        """`resolve`, with the row's ``task`` set even when the name is refused (then the
+        derived task)."""
         try:
             task = self.resolve(header, body)
         except InvalidRequest:
-            record["task"] = self.lenient(None, body).name
+            record["task"] = self._derived(body).name
             raise
         record["task"] = task.name
         return task
-
-    def config_of(self, name: str) -> TaskOverride | None:
-        return self.overrides.get(name)

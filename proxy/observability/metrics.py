@@ -33,8 +33,6 @@ LATENCY_BUCKETS = (
     60.0,
     120.0,
 )
-# One set for every scorer: log-probabilities and negated entropies are <= 0, probabilities
-# lie in [0, 1]; the `scorer` label keeps them apart.
 # Tasks that keep their own `task` label on distill_requests_total; later ones count as
 # `other`. Each task multiplies the counter's route x reason series (about ten in practice),
 # so 32 tasks stay a few hundred series per replica, while a client deriving a task per
@@ -42,6 +40,8 @@ LATENCY_BUCKETS = (
 # full per-task numbers are in GET /admin/tasks, which has no such limit.
 MAX_TASK_LABELS = 32
 NO_TASK_LABEL = "none"  # rows without a task: pass-through calls, refusals of other paths
+# One set for every scorer: log-probabilities and negated entropies are <= 0, probabilities
+# lie in [0, 1]; the `scorer` label keeps them apart.
 CONFIDENCE_BUCKETS = (
     -5.0,
     -3.0,

@@ -186,11 +186,11 @@ def feedback_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _acc(value: float | None, n: int) -> str:
+def acc(value: float | None, n: int) -> str:
     return "n/a" if value is None else f"{value:.3f} (n={n})"
 
 
@@ -206,10 +206,10 @@ def print_breakdown(console: Any, data: dict[str, Any], origin: str, top: int = 
         table.add_row(
             str(g["name"]),
             str(g["requests"]),
-            _pct(g["student_share"]),
-            _acc(g["agreement"], g["agreement_n"]),
-            _acc(g["gold_accuracy"], g["gold_n"]),
-            _acc(g["teacher_gold_accuracy"], g["teacher_gold_n"]),
+            pct(g["student_share"]),
+            acc(g["agreement"], g["agreement_n"]),
+            acc(g["gold_accuracy"], g["gold_n"]),
+            acc(g["teacher_gold_accuracy"], g["teacher_gold_n"]),
         )
     console.print(table)
     hidden = len(data["groups"]) - top

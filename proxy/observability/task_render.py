@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _acc(value: float | None, n: int) -> str:
-    return "n/a" if value is None else f"{value:.3f} (n={n})"
+from proxy.observability.breakdown import acc, pct
 
 
 def _serving(task: dict[str, Any]) -> str:
@@ -44,10 +38,10 @@ def print_tasks(console: Any, data: dict[str, Any], origin: str, top: int = 40) 
         table.add_row(
             str(t["task"]),
             str(t["requests"]),
-            _pct(t["student_share"]),
+            pct(t["student_share"]),
             str(t["teacher_calls"]),
-            _acc(t["agreement"], t["agreement_n"]),
-            _acc(t["gold_accuracy"], t["gold_n"]),
+            acc(t["agreement"], t["agreement_n"]),
+            acc(t["gold_accuracy"], t["gold_n"]),
             f"${t['savings_usd']:.4f}",
             _serving(t),
         )

@@ -35,11 +35,10 @@ from bench.common.machine import machine_info
 from bench.common.procs import ProcessFailed
 from bench.harness.admin import AdminClient, AdminError
 from bench.harness.checks import machinery_problems
-from bench.harness.examples import Example, round_robin, traffic_order
+from bench.harness.examples import round_robin, traffic_order
 from bench.harness.phases import TEACHER_CONCURRENCY, all_teacher, learn
 from bench.harness.rounds import LoopConfig, proxy_costs, teacher_spend_probe
 from bench.harness.stack import (
-    MODEL_CACHE,
     Server,
     TeacherSpec,
     ensure_base_model,
@@ -48,13 +47,6 @@ from bench.harness.stack import (
 )
 from bench.harness.stats import Prices
 from bench.tasks import banking77
-
-__all__ = ["MODEL_CACHE", "Bench", "ensure_base_model", "main", "validation_subset"]
-
-
-def validation_subset(validation: tuple[Example, ...], limit: int) -> list[Example]:
-    """Up to `limit` validation queries, labels taken round-robin so every label appears."""
-    return round_robin(validation, limit)
 
 
 class Bench:
@@ -66,7 +58,7 @@ class Bench:
         self.labels = banking77.load_categories()
         split = banking77.load_split(seed=s.seed)
         self.traffic = list(enumerate(traffic_order(split.train, s.seed)[: s.requests]))
-        self.validation = validation_subset(split.validation, s.val_limit)
+        self.validation = round_robin(split.validation, s.val_limit)
         self.spec = TeacherSpec(s.teacher_accuracy, s.teacher_latency_ms, s.price_in, s.price_out)
         self.admin_key = secrets.token_urlsafe(24)
         self.teacher: Server | None = None

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.banking77.data import load_categories, load_split, traffic_order
-from bench.banking77.oracle import ReplayOracle
 from bench.closed_set.embed import cached_embeddings
+from bench.harness.label_oracle import ReplayOracle
 from trainer.vote import VoteIndex
 
 DEFAULT_MODEL = Path("data/models/all-MiniLM-L6-v2")

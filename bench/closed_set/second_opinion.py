@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from bench.banking77.data import build_messages, load_categories, load_split, traffic_order
-from bench.banking77.oracle import ReplayOracle
-from bench.banking77.rounds import VALIDATION_INDEX_BASE
-from bench.banking77.run import validation_subset
 from bench.closed_set.compare import DEFAULT_MODEL
 from bench.closed_set.embed import cached_embeddings
+from bench.harness.examples import round_robin
+from bench.harness.label_oracle import ReplayOracle
+from bench.harness.rounds import VALIDATION_INDEX_BASE
 from proxy.logstore.hashing import prompt_hash
 from trainer.config import TrainConfig
 from trainer.dataset import split_of
@@ -295,7 +295,7 @@ def setup(
     split = load_split()
     oracle = ReplayOracle([*split.train, *split.validation], labels, accuracy=0.92)
     traffic = traffic_order(split.train)[: sum(len(seg["records"]) for seg in raw["segments"])]
-    validation = validation_subset(split.validation, raw["settings"]["val_limit"])
+    validation = round_robin(split.validation, raw["settings"]["val_limit"])
     # compare.py's text lists, so its cache serves both; the run's 300 are picked from them.
     x_traffic, _ = cached_embeddings(model_dir, [e.text for e in traffic])
     x_all_val, _ = cached_embeddings(model_dir, [e.text for e in split.validation])

@@ -1,9 +1,9 @@
 """Digests of what the Banking77 benchmark sends and what its replay teacher answers.
 
 `test_banking77_unchanged` compares them with the values computed on the code before the
-harness refactor (the same functions, run against that commit's `bench.banking77`), so a
-change to the traffic order, the prompts, the stream mix or the teacher's answers fails.
-Only names that both versions export are used here.
+harness refactor (the same functions, run against that commit's `bench.banking77`, where
+the oracle was `bench.banking77.oracle`), so a change to the traffic order, the prompts,
+the stream mix or the teacher's answers fails.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from bench.banking77.data import (
     load_split,
     traffic_order,
 )
-from bench.banking77.oracle import ReplayOracle
 from bench.banking77.replay_teacher import ReplayTeacher, TeacherConfig
 from bench.banking77.tokens import SimpleTokenizer
+from bench.harness.label_oracle import ReplayOracle
 
 SEED = 77
 REQUESTS = 3000

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from bench.banking77.data import Example, build_messages, load_categories, load_examples
-from bench.banking77.oracle import ReplayOracle
 from bench.banking77.replay_teacher import ReplayTeacher, TeacherConfig, create_app
 from bench.banking77.tokens import CACHE_DIR, SMOLLM2_JSON, SimpleTokenizer, load_tokenizer
+from bench.harness.label_oracle import ReplayOracle
 from tests.server_thread import running
 
 KEY = "sk-replay-test"

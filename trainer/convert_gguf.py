@@ -41,11 +41,12 @@ class ConversionError(RuntimeError):
 def gguf_dirs(data_dir: Path | None = None) -> list[Path]:
     """Directories searched for the GGUF, in order (duplicates removed).
 
-    `data_dir` (the proxy passes its own), then DISTILL_DATA_DIR (default `data`, relative
-    to the working directory), then the checkout's `data/`.
+    `data_dir` (`--data-dir`: the proxy and scripts/install.sh pass theirs), then `data` in
+    the working directory, then the checkout's `data/`. The trainer reads no environment:
+    whoever runs it says where the data is.
     """
     roots = [data_dir] if data_dir is not None else []
-    roots += [Path(os.environ.get("DISTILL_DATA_DIR") or "data"), CHECKOUT / "data"]
+    roots += [Path("data"), CHECKOUT / "data"]
     found: list[Path] = []
     for root in roots:
         candidate = (root.expanduser() / GGUF_SUBDIR).absolute()

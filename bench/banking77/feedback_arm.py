@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.banking77.config import BenchSettings, proxy_env
 from bench.banking77.data import Example
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary
@@ -20,6 +19,7 @@ from bench.banking77.report_calibration import evidence_check, run_reports
 from bench.common.console import say
 from bench.harness.admin import AdminClient
 from bench.harness.rounds import LoopConfig, learning_phase, teacher_spend_probe, validate
+from bench.harness.settings import BenchSettings, proxy_env
 from bench.harness.stack import Server, TeacherSpec, start_proxy, stop_server
 
 ARM_DIR = "feedback-arm"

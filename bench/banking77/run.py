@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.config import BenchSettings, parse_settings, proxy_env
+from bench.banking77.config import parse_settings
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.feedback import feedback_summary, write_side_by_side
 from bench.banking77.feedback_arm import run_feedback_arm
@@ -38,6 +38,7 @@ from bench.harness.checks import machinery_problems
 from bench.harness.examples import round_robin, traffic_order
 from bench.harness.phases import TEACHER_CONCURRENCY, all_teacher, learn
 from bench.harness.rounds import LoopConfig, proxy_costs, teacher_spend_probe
+from bench.harness.settings import BenchSettings, proxy_env
 from bench.harness.stack import (
     Server,
     TeacherSpec,

@@ -24,7 +24,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.config import BenchSettings, proxy_env
 from bench.banking77.data import load_categories, load_split, traffic_order
 from bench.banking77.driver import Driver, DriverConfig
 from bench.banking77.report import write_report
@@ -32,6 +31,7 @@ from bench.banking77.stack import TeacherSpec, start_proxy, start_teacher, stop_
 from bench.common.console import say
 from bench.harness.admin import AdminClient
 from bench.harness.rounds import proxy_costs
+from bench.harness.settings import BenchSettings, proxy_env
 from bench.harness.stack import ensure_base_model
 from bench.harness.stats import (
     Prices,

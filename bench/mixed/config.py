@@ -1,7 +1,7 @@
 """Command-line settings of the mixed benchmark: its tasks, their shares and accuracies.
 
-The proxy side is the Banking77 benchmark's (`BenchSettings`, `proxy_env`: the same
-README defaults and recommended CPU settings); what is the mixed benchmark's own is here.
+The proxy side is the harness's (`bench.harness.settings`: the same README defaults and
+recommended CPU settings as the Banking77 benchmark); the mixed benchmark's own is here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.config import BenchSettings
+from bench.harness.settings import BenchSettings
 from bench.harness.task import Task
 from bench.tasks import banking77, clinc150, freeform, snips
 

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.banking77.config import proxy_env
 from bench.common.console import say
 from bench.common.machine import machine_info
 from bench.common.procs import ProcessFailed
@@ -34,6 +33,7 @@ from bench.harness.driver import Driver, DriverConfig
 from bench.harness.examples import Example, round_robin, traffic_order
 from bench.harness.phases import TEACHER_CONCURRENCY, all_teacher, learn
 from bench.harness.rounds import LoopConfig
+from bench.harness.settings import proxy_env
 from bench.harness.stack import (
     Server,
     TeacherSpec,

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
+from proxy.settings.environment import child_environment
+
 PR_SET_PDEATHSIG = 1
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -74,8 +76,7 @@ class ChildProcess:
         log = log_path.open("ab")
         log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {cmd}\n".encode())
         log.flush()
-        # The child inherits our environment plus its own variables (not a configuration read).
-        env = {**os.environ, **env_overrides}
+        env = child_environment(env_overrides)
         try:
             popen = subprocess.Popen(
                 cmd,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.banking77.config import RECOMMENDED_CPU, parse_settings, proxy_env
+from bench.banking77.config import parse_settings
+from bench.harness.settings import RECOMMENDED_CPU, proxy_env
 from bench.overhead.targets import proxy_env as overhead_env
 from proxy.settings import Settings
 

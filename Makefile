@@ -15,7 +15,7 @@ test: setup
 	./scripts/test_tiers.sh
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not e2e and not train and not browser"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not (e2e or train or browser or chaos or postgres or redis or fuzz)"
 
 lint: setup
 	$(VENV)/bin/ruff check proxy trainer bench tests && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports

@@ -21,6 +21,10 @@ from tests.conftest import base_settings
 from tests.fakes import FakeUpstream
 from tests.server_thread import running
 
+# Its own tier: schemathesis gives every operation the same node id, and xdist (the fast
+# tier) would run only one of them.
+pytestmark = pytest.mark.fuzz
+
 CLIENT_KEY = "sk-fuzz-client-000001"
 EXAMPLES = 50
 CALL_TIMEOUT = 15.0

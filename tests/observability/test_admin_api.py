@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -71,19 +72,23 @@ def test_dashboard_data_has_every_chart(make_proxy: Callable[..., Any]) -> None:
 def test_browser_login_exchanges_the_key_for_a_signed_cookie(
     make_proxy: Callable[..., Any],
 ) -> None:
+    # Generous timeouts: a loaded CI machine once took over 5 s (httpx's default) for one page.
+    get, post = partial(httpx.get, timeout=30.0), partial(httpx.post, timeout=30.0)
     with make_proxy(admin_key=ADMIN, trainer_command=FAILING_TRAINER) as h:
-        page = httpx.get(f"{h.url}/dashboard")
+        page = get(f"{h.url}/dashboard")
         assert page.status_code == 401 and 'action="/dashboard/login"' in page.text
-        wrong = httpx.post(f"{h.url}/dashboard/login", data={"key": "guess"})
+        wrong = post(f"{h.url}/dashboard/login", data={"key": "guess"})
         assert wrong.status_code == 401 and COOKIE not in wrong.cookies
-        ok = httpx.post(f"{h.url}/dashboard/login", data={"key": ADMIN})
+        ok = post(f"{h.url}/dashboard/login", data={"key": ADMIN})
         assert ok.status_code == 303
         set_cookie = ok.headers["set-cookie"]
         assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie.replace(
             "Strict", "strict"
         )
         assert ADMIN not in set_cookie
-        with httpx.Client(base_url=h.url, cookies={COOKIE: ok.cookies[COOKIE]}) as browser:
+        with httpx.Client(
+            base_url=h.url, cookies={COOKIE: ok.cookies[COOKIE]}, timeout=30.0
+        ) as browser:
             assert "chart-cost" in browser.get("/dashboard").text
             assert browser.get("/admin/dashboard/data").status_code == 200
             # A cookie alone cannot act: cross-site forms cannot send the CSRF header.
@@ -92,16 +97,14 @@ def test_browser_login_exchanges_the_key_for_a_signed_cookie(
             assert started.status_code == 202, started.text
             run_id = started.json()["id"]
         assert _wait_run_finished(h, run_id) == "failed"  # the fake trainer exits with 3
-        forged = httpx.get(f"{h.url}/admin/stats", cookies={COOKIE: "9999999999.deadbeef"})
+        forged = get(f"{h.url}/admin/stats", cookies={COOKIE: "9999999999.deadbeef"})
         assert forged.status_code == 401
-        back = httpx.post(
-            f"{h.url}/dashboard/login", data={"key": ADMIN, "next": "/dashboard?since=7d"}
-        )
+        back = post(f"{h.url}/dashboard/login", data={"key": ADMIN, "next": "/dashboard?since=7d"})
         assert back.headers["location"] == "/dashboard?since=7d"
         for evil in ("https://evil.example/", "//evil.example/dashboard", "/admin/stats"):
-            away = httpx.post(f"{h.url}/dashboard/login", data={"key": ADMIN, "next": evil})
+            away = post(f"{h.url}/dashboard/login", data={"key": ADMIN, "next": evil})
             assert away.headers["location"] == "/dashboard"
-        assert 'value="/dashboard?since=all"' in httpx.get(f"{h.url}/dashboard?since=all").text
+        assert 'value="/dashboard?since=all"' in get(f"{h.url}/dashboard?since=all").text
 
 
 def _wait_run_finished(h: Any, run_id: str, timeout: float = 20.0) -> str:

@@ -156,6 +156,7 @@ class Bench:
             self.s.run_start_timeout,
             self.s.run_timeout,
             self.s.ready_timeout,
+            first_round_at=self.s.train_min_rows,
         )
         try:
             await learn(

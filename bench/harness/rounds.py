@@ -43,6 +43,9 @@ class LoopConfig:
     run_timeout: float
     ready_timeout: float
     log_flush_wait: float = LOG_FLUSH_WAIT
+    first_round_at: int = 0
+    """Teacher answers before the first round (the proxy's train_min_rows): the scheduler
+    starts no run with fewer, and a forced one would fail for want of rows."""
 
 
 SpendProbe = Callable[[], Awaitable[float | None]]
@@ -180,6 +183,8 @@ async def _segment(ph: Phase, items: list[tuple[int, Example]], round_no: int) -
     costs_before = await proxy_costs(ph.admin, ph.logged, ph.cfg.log_flush_wait)
     before = await ph.spend()
     every = ph.cfg.retrain_every
+    if round_no == 1:
+        every = max(every, ph.cfg.first_round_at)
     records = await ph.driver.run(
         items, "learning", round_no,
         stop=(lambda recs: _teacher_count(recs) >= every) if retrain else None,

@@ -118,6 +118,24 @@ async def test_rounds_split_on_teacher_answers() -> None:
     assert all(c["headers"] == FORCE_STUDENT and c["extra_body"] == VALIDATION_BODY for c in checks)
 
 
+@pytest.mark.anyio
+async def test_first_round_waits_for_the_proxys_minimum_rows() -> None:
+    """A first segment shorter than train_min_rows would wait for a run the scheduler never
+    starts, then force one that fails for want of rows."""
+    driver, admin = ScriptedDriver(), FakeAdmin()
+    traffic = [(i, Example(f"q{i}", "card_arrival")) for i in range(40)]
+    cfg = LoopConfig(
+        retrain_every=3, max_rounds=2, run_start_timeout=0.0, run_timeout=5.0,
+        ready_timeout=5.0, log_flush_wait=0.0, first_round_at=8,
+    )  # fmt: skip
+    segments = await learning_phase(driver, admin, traffic, [], cfg, _spend, lambda _: None)
+    await driver.aclose()
+    await admin.aclose()
+    teacher = [sum(1 for r in s["records"] if r["route"] == "teacher") for s in segments]
+    assert 8 <= teacher[0] <= 8 + 2
+    assert 3 <= teacher[1] <= 3 + 2
+
+
 def test_run_list_shapes() -> None:
     assert _as_runs({"runs": [{"id": 3, "status": "running"}]})[0].id == "3"
     assert _as_runs([{"run_id": "a", "status": "Succeeded"}])[0].finished

@@ -128,7 +128,11 @@ class MixedBench:
         driver = self.driver(proxy.v1, "bench-client", s.concurrency)
         admin = AdminClient(proxy.root, self.admin_key)
         loop = LoopConfig(
-            s.retrain_every, s.max_rounds, s.run_start_timeout, s.run_timeout, s.ready_timeout,
+            s.retrain_every,
+            s.max_rounds,
+            s.run_start_timeout,
+            s.run_timeout,
+            s.ready_timeout,
             first_round_at=s.train_min_rows,
         )
         try:

@@ -160,8 +160,9 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _ask_server(admin, args, overrides)
     except NoServer as exc:
-        if args.now:
-            return _fail(f"{exc}: `--now` asks a running `distill serve`")
+        if args.now or args.task:
+            flag = "--now" if args.now else "--task"
+            return _fail(f"{exc}: `{flag}` asks a running `distill serve`")
         print(f"{exc}: training in this process", file=sys.stderr)
     except AdminError as exc:
         return _fail(str(exc))

@@ -41,7 +41,7 @@ from proxy.serving.student_call import (
     scorer_for,
     unsupported_feature,
 )
-from proxy.serving.student_state import ActiveStudent, ActiveStudents, StudentVersion
+from proxy.serving.student_state import ActiveStudents, StudentVersion
 from proxy.serving.teacher_relay import relay_teacher_stream, teacher_client_view
 from proxy.serving.vote_student import VoteStudent, ask_vote
 from proxy.settings import Settings
@@ -178,7 +178,7 @@ class ChatService:
             # Cold start: an uncalibrated student serves nothing, but its answer is
             # still logged beside the teacher's (the pair calibration needs), unless the
             # student is already that far behind: an unbounded backlog only delays the log.
-            reason = self._uncalibrated_reason(ctx, slot)
+            reason = self._uncalibrated_reason(ctx)
             if self._pending_students >= self.background_max:
                 self._observer.on_upstream_error("student", "background_skipped")
                 return Decision(False, reason, version=version)
@@ -189,18 +189,9 @@ class ChatService:
         result = await self._ask(body, version, force=ctx.forced_route == "student")
         return self._judge(ctx, result, threshold, version)
 
-    def _uncalibrated_reason(self, ctx: RequestContext, slot: ActiveStudent) -> str:
-        """`task_too_little_traffic` for a task beside others that has no version of its own
-        and fewer teacher answers than a run needs: it stays on the teacher until it has
-        them. With one task, or scope `all`, a cold start is `uncalibrated`, as ever."""
-        rows = self.active.teacher_rows
-        if (
-            self.active.per_task
-            and ctx.task is not None
-            and not slot.own
-            and len(rows) > 1
-            and rows.get(ctx.task.name, 0) < self.settings.train_min_rows
-        ):
+    def _uncalibrated_reason(self, ctx: RequestContext) -> str:
+        task = ctx.task.name if ctx.task is not None else None
+        if task is not None and self.active.too_little_traffic(task, self.settings.train_min_rows):
             return TASK_TOO_LITTLE_TRAFFIC
         return "uncalibrated"
 

@@ -95,6 +95,18 @@ class ActiveStudents:
     def slots(self) -> list[tuple[str | None, ActiveStudent]]:
         return [(None, self.default), *self._tasks.items()]
 
+    def too_little_traffic(self, task: str, min_rows: int) -> bool:
+        """A task beside others, with no version of its own and fewer teacher answers than
+        a run needs (`min_rows`): it stays on the teacher until it has them. With one task
+        a cold start is the whole proxy's, said as ever (`uncalibrated`)."""
+        slot = self._tasks.get(task)
+        return (
+            self.per_task
+            and (slot is None or not slot.own)
+            and len(self.teacher_rows) > 1
+            and self.teacher_rows.get(task, 0) < min_rows
+        )
+
     def make_main(self, task: str | None) -> None:
         self._main = task
 

@@ -174,6 +174,8 @@ class RunManager:
         """The task to train next; with `due_only`, among tasks with `train_every_rows` new
         teacher answers only (None: none is due)."""
         s = self._settings
+        if not due_only:  # a manual run right after the traffic it is about
+            await self._store.flush()
         traffic = await self._store.read(task_traffic)
         chosen = choose(
             traffic, s.tasks, every=s.train_every_rows if due_only else None,

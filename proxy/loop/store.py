@@ -89,6 +89,10 @@ class LoopStore:
         """Runs a read-only query function on a cursor of the log (off the event loop)."""
         return await self._read(fn)
 
+    async def flush(self) -> None:
+        """Waits until the rows queued so far are written (a choice reads the newest)."""
+        await asyncio.to_thread(self._writer.flush)
+
     # --- runs --------------------------------------------------------------------------
     async def insert_run(
         self,

@@ -145,6 +145,7 @@ class RunManager:
         the task worth it most (`proxy.loop.tasks`), all traffic when there is none."""
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
+        self._check_task(task)
         config = self._config(overrides, task)  # bad overrides fail before any row
         running = self._current
         if running is not None:
@@ -169,6 +170,15 @@ class RunManager:
         run.task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
         run.task.add_done_callback(_log_crash)
         return run.id
+
+    def _check_task(self, task: str | None) -> None:
+        if task is None:
+            return
+        if not self.per_task:
+            raise ValueError("a run of one task needs DISTILL_LOOP_SCOPE=task")
+        override = self._settings.tasks.get(task)
+        if override is not None and override.exclude:
+            raise ValueError(f"task {task!r} is excluded ([tasks.{task}] exclude = true)")
 
     async def pick_task(self, *, due_only: bool) -> str | None:
         """The task to train next; with `due_only`, among tasks with `train_every_rows` new

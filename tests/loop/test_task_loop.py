@@ -73,6 +73,9 @@ def test_two_tasks_get_their_own_versions_thresholds_and_routes(loop_proxy: Loop
         active = {v["task"]: v["name"] for v in students["versions"] if v["active"]}
         assert active == {"alpha": f"distill-{alpha['id']}", "beta": f"distill-{beta['id']}"}
         assert students["current"]["version"] == beta["id"]  # the slot promoted last
+        ready = lh.admin("GET", "/readyz").json()
+        assert ready["student_version"] == beta["id"]
+        assert ready["task_versions"] == {"alpha": alpha["id"], "beta": beta["id"]}
         assert set(lh.admin("GET", "/admin/calibration").json()["tasks"]) >= {"alpha", "beta"}
         metrics = lh.admin("GET", "/metrics").text
         assert f'distill_task_student_version_info{{task="alpha",version="{alpha["id"]}"}}' in (
@@ -153,12 +156,15 @@ def test_the_rows_trigger_trains_the_due_task_worth_most(loop_proxy: LoopFactory
 
 
 def test_a_manual_run_without_a_task_takes_the_busiest_task(loop_proxy: LoopFactory) -> None:
-    with loop_proxy() as lh:
+    with loop_proxy(tasks={"private": {"exclude": True}}) as lh:
         _traffic(lh, "alpha", 2)
         _traffic(lh, "beta", 5, start=100)
+        _traffic(lh, "private", 8, start=200)  # the busiest, but never trained
         run = _train(lh)
         assert run["task"] == "beta" and run["status"] == "promoted"
         assert lh.admin("POST", "/admin/runs", json={"task": "Not A Task"}).status_code == 400
+        excluded = lh.admin("POST", "/admin/runs", json={"task": "private"})
+        assert excluded.status_code == 400 and "excluded" in excluded.text
 
 
 def test_scope_all_keeps_one_version_for_all_traffic(loop_proxy: LoopFactory) -> None:
@@ -173,3 +179,5 @@ def test_scope_all_keeps_one_version_for_all_traffic(loop_proxy: LoopFactory) ->
             resp = _chat(lh, task, 500)
             assert resp.headers["x-distill-student-version"] == run["id"]
         assert _tasks(lh)["alpha"]["serving"]["shared"] is True
+        one = lh.admin("POST", "/admin/runs", json={"task": "alpha"})
+        assert one.status_code == 400 and "DISTILL_LOOP_SCOPE=task" in one.text

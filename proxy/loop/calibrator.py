@@ -194,32 +194,41 @@ class Calibrator:
         thresholds."""
         if not self.enabled:
             return
+        # Read before any await: a version swapped in meanwhile (a promotion, by hand) is
+        # not judged by this round, whose pairs were read for another (`_apply` skips it).
+        work = self._versions_now()
         if self._active.per_task:
-            await self._follow_traffic()
-        for _, slot in self._active.slots():
-            for which in ("current", "previous"):
-                version = getattr(slot, which)
-                if version is None or not version.name:
-                    continue
-                result = await self.calibrate(version)
-                self._apply(slot, which, version, result)
-                # A row's threshold is its own task's (a following slot's is not the
-                # threshold of the row for all traffic).
-                row = await self._store.get_version(version.name)
-                if row is not None and row.task == version.task:
-                    await self._store.set_calibration(
-                        version.name, result.threshold, result.to_dict()
-                    )
+            work += [(slot, "current", slot.current) for slot in await self._follow_traffic()]
+        for slot, which, version in work:
+            result = await self.calibrate(version)
+            self._apply(slot, which, version, result)
+            # A row's threshold is its own task's (a following slot's is not the threshold
+            # of the row for all traffic).
+            row = await self._store.get_version(version.name)
+            if row is not None and row.task == version.task:
+                await self._store.set_calibration(version.name, result.threshold, result.to_dict())
 
-    async def _follow_traffic(self) -> None:
+    def _versions_now(self) -> list[tuple[ActiveStudent, str, StudentVersion]]:
+        return [
+            (slot, which, version)
+            for _, slot in self._active.slots()
+            for which in ("current", "previous")
+            if (version := getattr(slot, which)) is not None and version.name
+        ]
+
+    async def _follow_traffic(self) -> list[ActiveStudent]:
         """Each task's teacher answers (routing tells a task with too little traffic by
-        them), and a slot for every task seen with some, calibrated on its own pairs."""
+        them), and a slot for every task seen with some, calibrated on its own pairs;
+        returns the new slots."""
         traffic = await self._store.read(task_traffic)
         self._active.teacher_rows = {t.task: t.teacher_rows for t in traffic}
+        new = []
         for t in traffic:
             override = self._settings.tasks.get(t.task)
-            if t.teacher_rows and not (override is not None and override.exclude):
-                self._active.slot(t.task)
+            excluded = override is not None and override.exclude
+            if t.teacher_rows and not excluded and not self._active.has_slot(t.task):
+                new.append(self._active.slot(t.task))
+        return new
 
     def _apply(
         self, slot: ActiveStudent, which: str, version: StudentVersion, result: Calibration

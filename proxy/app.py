@@ -49,7 +49,7 @@ from proxy.serving.pending import PendingRows
 from proxy.serving.refused import log_refused
 from proxy.serving.responses import ResponsesService
 from proxy.serving.shadow import ShadowSampler
-from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.serving.student_state import ActiveStudents, StudentVersion
 from proxy.serving.vote_student import VoteStudent
 from proxy.settings import Settings
 from proxy.upstream.breaker import CircuitBreaker
@@ -120,7 +120,9 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
     state.vote = _vote_student(settings, state.student_http)
     state.encoder_supervisor = None
     state.teacher = _teacher(settings, state.teacher_http, state.observer)
-    state.active = ActiveStudent(StudentVersion(name=settings.student_model or ""))
+    state.active = ActiveStudents(
+        StudentVersion(name=settings.student_model or ""), per_task=settings.loop_scope == "task"
+    )
     state.models_cache = {}
     state.writer = build_writer(settings)
     state.limiter = limiter_from_settings(settings)

@@ -56,6 +56,10 @@ class TrainConfig:
     scope_tag: str | None = field(
         default=None, metadata=_help("Only rows with exactly this task tag.")
     )
+    task: str | None = field(
+        default=None,
+        metadata=_help("Only rows of this task (the log's `task` column); a per-task run sets it."),
+    )
     eval_fraction: float = field(
         default=0.1,
         metadata=_help(

@@ -179,13 +179,16 @@ def _query_candidates(
 ) -> list[tuple[Any, ...]]:
     if not snapshot.is_file():
         raise FileNotFoundError(f"snapshot {snapshot} does not exist")
-    reject = """
+    # Only a per-task run names the column: snapshots from before tasks have none.
+    task_clause = " OR (task IS DISTINCT FROM $task)" if cfg.task is not None else ""
+    reject = f"""
         CASE
           WHEN store IS NOT DISTINCT FROM false THEN 'store_false'
           WHEN $since IS NOT NULL AND (created_at IS NULL OR created_at < $since)
             THEN 'before_since'
           WHEN ($model IS NOT NULL AND requested_model IS DISTINCT FROM $model)
-            OR ($tag IS NOT NULL AND tag IS DISTINCT FROM $tag) THEN 'out_of_scope'
+            OR ($tag IS NOT NULL AND tag IS DISTINCT FROM $tag){task_clause}
+            THEN 'out_of_scope'
           WHEN rated_bad THEN 'rated_bad'
           WHEN teacher_text IS NULL OR trim(teacher_text) = '' THEN 'no_teacher_answer'
           WHEN coalesce(status_code, 200) <> 200 OR error IS NOT NULL THEN 'error'
@@ -199,6 +202,8 @@ def _query_candidates(
         "tag": cfg.scope_tag,
         "reasons": list(cfg.finish_reasons),
     }
+    if cfg.task is not None:
+        params["task"] = cfg.task
     source = feedback_source(snapshot)
     judged = f"WITH judged AS (SELECT *, {reject} AS reject FROM {source}) "
     with duckdb.connect() as conn:

@@ -95,6 +95,9 @@ def task_table(
 
 
 def _threshold_of(entry: Mapping[str, Any]) -> float | None:
+    serving = entry.get("serving")
+    if isinstance(serving, Mapping) and "threshold" in serving:
+        entry = serving  # GET /admin/tasks: the task's serving slot
     value = entry.get("threshold")
     if value is None:
         value = (entry.get("calibration") or {}).get("threshold")
@@ -119,7 +122,8 @@ def proxy_thresholds(
     out = {
         str(t.get("name", t.get("task"))): {
             "threshold": _threshold_of(t),
-            "version": t.get("version", t.get("student_version")),
+            "version": t.get("version", t.get("student_version"))
+            or (t.get("serving") or {}).get("version"),
             "source": "GET /admin/tasks",
         }
         for t in items

@@ -15,6 +15,7 @@ import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 from rich.console import Console
@@ -126,6 +127,8 @@ def follow_run(admin: AdminClient, run_id: str, interval: float = 2.0) -> int:
 
 def _ask_server(admin: AdminClient, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     body: dict[str, Any] = {"since": args.since, "config": overrides}
+    if args.task:
+        body["task"] = args.task
     status, data = admin.call("POST", "/admin/runs", body, ok=(202, 409))
     if status == 409:
         return _fail(data["error"]["message"])
@@ -157,8 +160,9 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _ask_server(admin, args, overrides)
     except NoServer as exc:
-        if args.now:
-            return _fail(f"{exc}: `--now` asks a running `distill serve`")
+        if args.now or args.task:
+            flag = "--now" if args.now else "--task"
+            return _fail(f"{exc}: `{flag}` asks a running `distill serve`")
         print(f"{exc}: training in this process", file=sys.stderr)
     except AdminError as exc:
         return _fail(str(exc))
@@ -207,7 +211,8 @@ def _runs(args: argparse.Namespace, settings: Settings) -> int:
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        _, data = AdminClient(settings).call("POST", "/admin/rollback")
+        path = f"/admin/rollback?task={quote(args.task)}" if args.task else "/admin/rollback"
+        _, data = AdminClient(settings).call("POST", path)
     except NoServer as exc:
         return _fail(f"{exc}: rollback switches the running server's student")
     except AdminError as exc:
@@ -236,8 +241,12 @@ def register(sub: Subcommands) -> None:
         help="show the dataset a run would use (counts, filters, split) and stop",
     )
     p.add_argument("--detach", action="store_true", help="do not follow the server's run")
+    p.add_argument(
+        "--task", help="train this task only (per-task loop; default: the loop picks one)"
+    )
     p.add_argument("--interval", type=float, default=2.0, help="progress poll interval (s)")
     p = sub.add("runs", "distillation runs: status, progress, outcome", _runs)
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    sub.add("rollback", "serve the previous student version again", _rollback)
+    p = sub.add("rollback", "serve the previous student version again", _rollback)
+    p.add_argument("--task", help="roll this task back (default: the version promoted last)")

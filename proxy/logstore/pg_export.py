@@ -57,12 +57,17 @@ def _object_columns(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, 
     return frame
 
 
-def _request_filter(since: datetime | None, include_unstored: bool) -> tuple[str, list[Any]]:
+def _request_filter(
+    since: datetime | None, include_unstored: bool, task: str | None = None
+) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if since is not None:
         where.append("created_at >= %s")
         params.append(utc_naive(since))
+    if task is not None:
+        where.append("task = %s")
+        params.append(task)
     if not include_unstored:
         where.append("store IS NOT FALSE")
     return (f" WHERE {' AND '.join(where)}" if where else ""), params
@@ -91,7 +96,12 @@ def _fill(
 
 
 def export_parquet(
-    cur: PgCursor, dest: Path, since: datetime | None, include_unstored: bool, copy: CopyOut
+    cur: PgCursor,
+    dest: Path,
+    since: datetime | None,
+    include_unstored: bool,
+    copy: CopyOut,
+    task: str | None = None,
 ) -> None:
     """Writes the snapshot of the PostgreSQL log behind `cur` to `dest` with `copy` (the
     DuckDB snapshot query): the selected `requests` rows and the other tables it may join."""
@@ -100,7 +110,7 @@ def export_parquet(
         duckdb.connect(str(Path(scratch) / "snapshot.duckdb")) as duck,
     ):
         migrate(duck)
-        requests_where = _request_filter(since, include_unstored)
+        requests_where = _request_filter(since, include_unstored, task)
         for table in _tables(duck):
             present = set(_columns(cur, table, " AND table_schema = current_schema()"))
             names = [c for c in _columns(duck, table, "") if c in present]

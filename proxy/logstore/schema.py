@@ -164,11 +164,20 @@ _V4_SQL = "".join(
     f"ALTER TABLE requests ADD COLUMN {n} {t};\n" for n, t in _V4_REQUEST_COLUMN_TYPES
 )
 
+# The per-task loop (issue 24): a run trains one task, a version serves one task (NULL:
+# all traffic, the loop before tasks, and DISTILL_LOOP_SCOPE=all). The active version is
+# per task: `active` holds among the rows of one task.
+_V5_SQL = """
+ALTER TABLE runs ADD COLUMN task VARCHAR;
+ALTER TABLE student_versions ADD COLUMN task VARCHAR;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _V1_SQL),
     Migration(2, "feedback", _FEEDBACK_SQL),
     Migration(3, "endpoints_and_attempts", _V3_SQL),
     Migration(4, "tasks", _V4_SQL),
+    Migration(5, "task_loop", _V5_SQL),
 )
 
 _BOOKKEEPING_DDL = """

@@ -26,13 +26,20 @@ def _sql_string(text: str) -> str:
 
 
 def _copy(
-    conn: duckdb.DuckDBPyConnection, dest: Path, since: datetime | None, include_unstored: bool
+    conn: duckdb.DuckDBPyConnection,
+    dest: Path,
+    since: datetime | None,
+    include_unstored: bool,
+    task: str | None = None,
 ) -> None:
     where: list[str] = []
     params: list[object] = []
     if since is not None:
         where.append("r.created_at >= ?")
         params.append(utc_naive(since))
+    if task is not None:
+        where.append("r.task = ?")
+        params.append(task)
     if not include_unstored:
         where.append("r.store IS NOT FALSE")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
@@ -45,14 +52,16 @@ def _copy(
     )
 
 
-def _export_from(cur: Any, dest: Path, since: datetime | None, include_unstored: bool) -> None:
+def _export_from(
+    cur: Any, dest: Path, since: datetime | None, include_unstored: bool, task: str | None
+) -> None:
     if isinstance(cur, duckdb.DuckDBPyConnection):
-        _copy(cur, dest, since, include_unstored)
+        _copy(cur, dest, since, include_unstored, task)
         return
     # A PostgreSQL cursor: its rows go through a scratch DuckDB file, then the same _copy.
     from proxy.logstore.pg_export import export_parquet
 
-    export_parquet(cur, dest, since, include_unstored, _copy)
+    export_parquet(cur, dest, since, include_unstored, _copy, task)
 
 
 def export_snapshot(
@@ -61,21 +70,23 @@ def export_snapshot(
     since: datetime | None = None,
     *,
     include_unstored: bool = False,
+    task: str | None = None,
 ) -> Path:
     """Exports `requests` (rows created at or after `since`, if given) to a Parquet file.
 
     Rows a client sent with ``store: false`` are left out unless `include_unstored`:
     snapshots feed training and evaluation, which must never see them. `source` is a
-    running `LogWriter` or a connection from `open_readonly` (either engine).
+    running `LogWriter` or a connection from `open_readonly` (either engine). With `task`,
+    only that task's rows (a per-task run).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         if isinstance(source, LogWriter):
-            source.read(lambda cur: _export_from(cur, tmp, since, include_unstored))
+            source.read(lambda cur: _export_from(cur, tmp, since, include_unstored, task))
         else:
-            _export_from(source, tmp, since, include_unstored)
+            _export_from(source, tmp, since, include_unstored, task)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

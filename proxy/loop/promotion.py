@@ -9,7 +9,11 @@ version they read); the previous version stays loaded for `rollback`. A rejected
 unloaded and stays on disk with the reason in its run.
 
 The active version is stored in `student_versions` and restored at start-up; its adapter
-(and the previous one) are re-loaded whenever a vLLM replica comes back (`ensure_loaded`).
+(and the previous one) are re-loaded whenever a vLLM replica comes back (`ensure_loaded`,
+`proxy.loop.restore`).
+
+Per task (``loop_scope = task``) a run's candidate competes with its task's incumbent and
+is swapped into that task's slot only: other tasks' adapters stay loaded and serving.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from proxy.loop.evaluate import (
 )
 from proxy.loop.evaluate_vote import evaluate_vote
 from proxy.loop.lora import LoraAdmin, LoraError
+from proxy.loop.restore import Restorer
 from proxy.loop.store import LoopStore, VersionRow, utcnow
 from proxy.loop.versions import adapter_name, describe, vote_name
-from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.serving.student_state import ActiveStudent, ActiveStudents, StudentVersion
 from proxy.serving.vote_student import VoteStudent
 from proxy.settings import Settings
 from proxy.upstream.students import StudentPool
@@ -77,11 +82,11 @@ def gate(
     )
 
 
-class Promoter:
+class Promoter(Restorer):
     def __init__(
         self,
         settings: Settings,
-        active: ActiveStudent,
+        active: ActiveStudent | ActiveStudents,
         pool: StudentPool,
         lora: LoraAdmin,
         store: LoopStore,
@@ -90,7 +95,7 @@ class Promoter:
     ) -> None:
         self._settings = settings
         self._vote = vote
-        self._active = active
+        self._active = ActiveStudents.of(active)
         self._pool = pool
         self._lora = lora
         self._store = store
@@ -103,13 +108,16 @@ class Promoter:
         return self._paths.get(name)
 
     # --- candidate ------------------------------------------------------------------------
-    def candidate(self, run_id: str, artifacts: RunArtifacts) -> StudentVersion:
+    def candidate(
+        self, run_id: str, artifacts: RunArtifacts, task: str | None = None
+    ) -> StudentVersion:
         vote = artifacts.is_vote
-        return describe(
+        version = describe(
             vote_name(run_id) if vote else adapter_name(run_id), run_id, vote=vote,
             closed_set=artifacts.closed_set(), prompt_prefix=artifacts.prompt_prefix(),
             calibration_mode=self._settings.calibration_mode,
         )  # fmt: skip
+        return replace(version, task=task)
 
     def _eval_settings(self, version: StudentVersion) -> EvalSettings:
         s = self._settings
@@ -142,14 +150,17 @@ class Promoter:
             await self._lora.load(version.name, path)
         self._paths[version.name] = path.resolve()
 
-    async def consider(self, run_id: str, artifacts: RunArtifacts) -> Outcome:
-        """Loads, checks and measures the run's adapter; promotes it or unloads it.
+    async def consider(
+        self, run_id: str, artifacts: RunArtifacts, task: str | None = None
+    ) -> Outcome:
+        """Loads, checks and measures the run's adapter against the incumbent of its task
+        (None: of all traffic); promotes it or unloads it.
 
         Raises `LoraError`, `EvaluationError` or `ArtifactError` when it cannot be judged.
         """
         artifacts.check_adapter()
-        candidate = self.candidate(run_id, artifacts)
-        incumbent = self._active.current
+        candidate = self.candidate(run_id, artifacts, task)
+        incumbent = self._active.slot(task).current
         await self._load(candidate, artifacts.model_dir)
         promoted = False
         try:
@@ -233,11 +244,12 @@ class Promoter:
         self, outcome: Outcome, incumbent: StudentVersion, artifacts: RunArtifacts
     ) -> Outcome:
         candidate = outcome.version
+        slot = self._active.slot(candidate.task)
         if self._calibrator.enabled:
             calibration = await self._calibrator.calibrate(candidate)
             candidate = replace(candidate, threshold=calibration.threshold)
             outcome.metrics["calibration"] = calibration.to_dict()
-            if candidate.threshold is None and self._active.current.threshold is not None:
+            if candidate.threshold is None and slot.current.threshold is not None:
                 # Swapping now would stop all serving until the candidate's own pairs come
                 # in; the next run, with a larger calibration split, tries again.
                 reason = (
@@ -246,7 +258,7 @@ class Promoter:
                 )
                 return Outcome(False, reason, candidate, outcome.metrics)
         async with self._swap_lock:
-            live = self._active.current
+            live = slot.current
             if (live.name, live.version) != (incumbent.name, incumbent.version):
                 return Outcome(
                     False,
@@ -255,18 +267,19 @@ class Promoter:
                     candidate,
                     outcome.metrics,
                 )
-            stale = self._active.previous
+            stale = slot.previous
             await self._ensure_row(incumbent)
             row = self._row(candidate, artifacts.model_dir)
             await self._store.save_version(
                 replace(row, calibration=outcome.metrics.get("calibration"))
             )
             await self._store.activate(candidate.name)
-            self._active.swap(candidate)
+            self._active.put(candidate.task, candidate)
         log.info(
-            "promoted %s (run %s) over %s; threshold %s",
+            "promoted %s (run %s, task %s) over %s; threshold %s",
             candidate.name,
             candidate.version,
+            candidate.task or "all",
             incumbent.name,
             candidate.threshold,
         )
@@ -274,6 +287,7 @@ class Promoter:
             stale is not None
             and stale.version != "base"
             and stale.name not in (candidate.name, incumbent.name)
+            and not self._active.in_use(stale.name)  # another task's slot still holds it
         ):
             await self._drop(stale.name)
         return replace(outcome, version=candidate)
@@ -284,10 +298,15 @@ class Promoter:
             adapter_path=str(adapter.resolve()) if adapter else None, activated_at=None,
             active=False, threshold=version.threshold, calibration=None,
             closed_set=version.closed_set, prompt_prefix=version.prompt_prefix,
+            task=version.task,
         )  # fmt: skip
 
     async def _ensure_row(self, version: StudentVersion) -> None:
-        """The incumbent gets a row (with an activation time) so it can be rolled back to."""
+        """The incumbent gets a row (with an activation time) so it can be rolled back to.
+        A task's base model has none (its name is one row for all): a task with no
+        active row serves the base model."""
+        if version.task is not None and version.version == "base":
+            return
         if not version.name or await self._store.get_version(version.name) is not None:
             return
         row = self._row(version, self._paths.get(version.name))
@@ -301,93 +320,34 @@ class Promoter:
         await self._lora.unload(name)
 
     # --- rollback ---------------------------------------------------------------------------
-    async def rollback(self) -> tuple[StudentVersion, StudentVersion]:
-        """Serves the previous version again; returns (now serving, rolled back)."""
+    async def rollback(self, task: str | None = None) -> tuple[StudentVersion, StudentVersion]:
+        """Serves the previous version of `task` (None: of the main slot) again; returns
+        (now serving, rolled back)."""
         async with self._swap_lock:
-            previous = self._active.previous
+            if task is None:
+                task = self._active.main_task
+            elif not self._active.has_slot(task):
+                raise NothingToRollBack(f"task {task!r} has no student version of its own")
+            slot = self._active.slot(task)
+            previous = slot.previous
             if previous is None:
                 raise NothingToRollBack("there is no previous student version to roll back to")
             path = self._paths.get(previous.name)
             if path is not None:
                 await self._load(previous, path)  # no-op when still loaded
-            current = self._active.current
+            current = slot.current
             await self._ensure_row(current)
             await self._ensure_row(previous)
-            await self._store.activate(previous.name)
-            self._active.swap(previous)
-        log.warning("rolled back from %s to %s", current.name, previous.name)
+            await self._activate_previous(task, previous)
+            self._active.put(task, previous)
+        log.warning("rolled back from %s to %s (task %s)", current.name, previous.name, task)
         return previous, current
 
-    # --- restart ----------------------------------------------------------------------------
-    def version_from_row(self, row: VersionRow) -> StudentVersion:
-        return describe(
-            row.name, row.run_id, vote=is_vote_dir(row.adapter_path), closed_set=row.closed_set,
-            prompt_prefix=row.prompt_prefix, calibration_mode=self._settings.calibration_mode,
-            threshold=row.threshold,
-        )  # fmt: skip
-
-    async def restore(self) -> StudentVersion | None:
-        """Serves the version stored as active (after a server restart); returns it."""
-        row, previous = await self._store.active_and_previous()
-        if row is None:
-            return None
-        for r in (row, previous):
-            if r is not None and r.adapter_path:
-                self._paths[r.name] = Path(r.adapter_path)
-        self._active.update(self.version_from_row(row))
-        self._active.previous = self.version_from_row(previous) if previous else None
-        log.info("restored student version %s (%s)", row.name, row.run_id or "base")
-        await self.ensure_loaded()
-        return self._active.current
-
-    def _wanted(self) -> list[tuple[str, Path]]:
-        """The adapters vLLM must hold: the current and previous LoRA versions."""
-        out = []
-        for version in (self._active.current, self._active.previous):
-            if version is not None and version.kind != "vote" and version.name in self._paths:
-                out.append((version.name, self._paths[version.name]))
-        return out
-
-    async def _load_votes(self) -> None:
-        for version in (self._active.current, self._active.previous):
-            path = self._paths.get(version.name) if version is not None else None
-            if version is None or version.kind != "vote" or path is None:
-                continue
-            try:
-                await self._load(version, path)
-            except LoraError as exc:
-                log.error("could not restore vote index %s: %s", version.name, exc)
-
-    async def ensure_loaded(self) -> None:
-        """Loads the current and previous versions: vote indexes here, adapters on every
-        replica (idempotent). The embedded supervisor calls it before a (re)started vLLM
-        takes traffic."""
-        await self._load_votes()
-        for url in self._lora.replicas():
-            for name, path in self._wanted():
-                try:
-                    await self._lora.load_on(url, name, path)
-                except LoraError as exc:
-                    log.error("could not restore adapter %s: %s", name, exc)
-
-    async def reload_missing(self) -> None:
-        """For external replicas: re-loads adapters a replica no longer lists (it restarted)."""
-        wanted = self._wanted()
-        for endpoint in self._pool.endpoints:
-            if not endpoint.ready or not endpoint.models:
-                continue
-            for name, path in wanted:
-                if name in endpoint.models:
-                    continue
-                try:
-                    if await self._lora.load_on(endpoint.url, name, path):
-                        log.warning(
-                            "replica %s had lost adapter %s (restarted?); re-loaded it",
-                            endpoint.url,
-                            name,
-                        )
-                except LoraError as exc:
-                    log.error("could not re-load adapter %s: %s", name, exc)
-                    continue
-                # Until the next probe, which will list it (a probe older than the load did not).
-                endpoint.models.append(name)
+    async def _activate_previous(self, task: str | None, previous: StudentVersion) -> None:
+        """A task rolling back to a version that is not its own (the base model, or the
+        version for all traffic it followed) keeps no active row."""
+        row = None if previous.version == "base" else await self._store.get_version(previous.name)
+        if task is not None and (row is None or row.task != task):
+            await self._store.deactivate_task(task)
+        else:
+            await self._store.activate(previous.name)

@@ -9,6 +9,9 @@ Exit 0 hands the run directory to the `Promoter` (status ``evaluating``, then ``
 or ``rejected``); anything else marks it ``failed`` with the reason (``error.txt``, exit code
 or signal) and leaves serving untouched. Runs left ``running`` by a previous server process
 are marked failed at start-up and their orphaned trainer is killed.
+
+With ``loop_scope = task`` a run trains one task (its rows only, `proxy.loop.tasks` picks
+it when the trigger names none) and its candidate competes with that task's incumbent.
 """
 
 from __future__ import annotations
@@ -40,14 +43,15 @@ from proxy.loop.lora import LoraError
 from proxy.loop.process import describe_exit, kill_orphan, signal_group, spawn, terminate
 from proxy.loop.promotion import Promoter
 from proxy.loop.store import LoopStore, utcnow
+from proxy.loop.tasks import choose, task_traffic
 from proxy.loop.train_config import train_config_from_settings
 from proxy.settings import Settings
 
 log = logging.getLogger("distill.loop")
 
 TRIGGERS = ("manual", "schedule", "rows")
-ExportFn = Callable[[Path, datetime | None], Path]
-TrainerArgs = Callable[[], list[str]]
+ExportFn = Callable[[Path, datetime | None, str | None], Path]
+TrainerArgs = Callable[[str | None], list[str]]
 _RUN_ERRORS = (
     LoraError,
     EvaluationError,
@@ -78,6 +82,8 @@ class ActiveRun:
     run_dir: Path
     config: dict[str, Any]
     since: datetime | None = None
+    task_name: str | None = None
+    """The task it trains (None: all traffic)."""
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
@@ -115,38 +121,77 @@ class RunManager:
         return self._current
 
     # --- triggers ---------------------------------------------------------------------------
+    @property
+    def per_task(self) -> bool:
+        return self._settings.loop_scope == "task"
+
+    def _config(self, overrides: dict[str, Any] | None, task: str | None) -> dict[str, Any]:
+        # The promotion gate measures the incumbent itself: the trainer need not.
+        values = {"eval_incumbent": False, **self.run_defaults, **(overrides or {})}
+        if task is not None:
+            values["task"] = task
+        return train_config_from_settings(self._settings, **values).to_dict()
+
     async def trigger(
         self,
         trigger: str,
         *,
         since: datetime | None = None,
         overrides: dict[str, Any] | None = None,
+        task: str | None = None,
     ) -> str:
         """Starts a run and returns its id; raises `RunConflict` while one is going and
-        `ValueError` for bad config overrides."""
+        `ValueError` for bad config overrides. Without a `task`, a per-task loop trains
+        the task worth it most (`proxy.loop.tasks`), all traffic when there is none."""
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
-        # The promotion gate measures the incumbent itself: the trainer need not.
-        values = {"eval_incumbent": False, **self.run_defaults, **(overrides or {})}
-        config = train_config_from_settings(self._settings, **values).to_dict()
+        self._check_task(task)
+        config = self._config(overrides, task)  # bad overrides fail before any row
         running = self._current
         if running is not None:
             skipped = new_run_id()
             reason = f"run {running.id} was in progress"
             log.info("%s trigger skipped: %s", trigger, reason)
-            await self._store.insert_run(skipped, trigger, "skipped", reason=reason)
+            await self._store.insert_run(skipped, trigger, "skipped", reason=reason, task=task)
             raise RunConflict(running.id, skipped)
         run_id = new_run_id()
-        run = ActiveRun(run_id, trigger, self.runs_dir / run_id, config, since)
+        run = ActiveRun(run_id, trigger, self.runs_dir / run_id, config, since, task)
         self._current = run  # claimed before any await: a second trigger sees it
         try:
-            await self._store.insert_run(run.id, trigger, "running", config=config)
+            if task is None and self.per_task:
+                run.task_name = await self.pick_task(due_only=False)
+                run.config = config = self._config(overrides, run.task_name)
+            await self._store.insert_run(
+                run.id, trigger, "running", config=config, task=run.task_name
+            )
         except BaseException:
             self._current = None
             raise
         run.task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
         run.task.add_done_callback(_log_crash)
         return run.id
+
+    def _check_task(self, task: str | None) -> None:
+        if task is None:
+            return
+        if not self.per_task:
+            raise ValueError("a run of one task needs DISTILL_LOOP_SCOPE=task")
+        override = self._settings.tasks.get(task)
+        if override is not None and override.exclude:
+            raise ValueError(f"task {task!r} is excluded ([tasks.{task}] exclude = true)")
+
+    async def pick_task(self, *, due_only: bool) -> str | None:
+        """The task to train next; with `due_only`, among tasks with `train_every_rows` new
+        teacher answers only (None: none is due)."""
+        s = self._settings
+        if not due_only:  # a manual run right after the traffic it is about
+            await self._store.flush()
+        traffic = await self._store.read(task_traffic)
+        chosen = choose(
+            traffic, s.tasks, every=s.train_every_rows if due_only else None,
+            min_rows=s.train_min_rows,
+        )  # fmt: skip
+        return chosen.task if chosen else None
 
     async def rows_due(self) -> bool:
         """True when `train_every_rows` new teacher answers were logged since the last run."""
@@ -158,6 +203,16 @@ class RunManager:
             every = max(every, self._settings.train_min_rows)
         return await self._store.teacher_rows_since(since) >= every
 
+    async def rows_run(self) -> str | None:
+        """Starts the run the rows trigger calls for, if one is due: per task, the due
+        task worth it most. Returns the run id."""
+        if self._settings.train_every_rows is None or self._current is not None:
+            return None
+        if not self.per_task:
+            return await self.trigger("rows") if await self.rows_due() else None
+        task = await self.pick_task(due_only=True)
+        return None if task is None else await self.trigger("rows", task=task)
+
     # --- one run ----------------------------------------------------------------------------
     async def _execute(self, run: ActiveRun) -> None:
         try:
@@ -167,7 +222,9 @@ class RunManager:
                 return
             await self._store.update_run(run.id, status="evaluating")
             log.info("run %s: training done; evaluating the candidate through vLLM", run.id)
-            outcome = await self._promoter.consider(run.id, RunArtifacts(run.run_dir))
+            outcome = await self._promoter.consider(
+                run.id, RunArtifacts(run.run_dir), task=run.task_name
+            )
             await self._finish(
                 run, "promoted" if outcome.promoted else "rejected", outcome.reason,
                 metrics_json=outcome.metrics, adapter_path=str(run.run_dir / "adapter"),
@@ -186,7 +243,9 @@ class RunManager:
 
     async def _train(self, run: ActiveRun) -> int:
         run.run_dir.mkdir(parents=True, exist_ok=True)
-        snapshot = await asyncio.to_thread(self._export, run.run_dir / SNAPSHOT, run.since)
+        snapshot = await asyncio.to_thread(
+            self._export, run.run_dir / SNAPSHOT, run.since, run.task_name
+        )
         (run.run_dir / CONFIG).write_text(json.dumps(run.config, indent=2))
         cmd = [
             *self._command,
@@ -198,7 +257,7 @@ class RunManager:
             str(run.run_dir / CONFIG),
             "--run-id",
             run.id,
-            *self._trainer_args(),
+            *self._trainer_args(run.task_name),
         ]
         if run.stop_reason:
             return -15
@@ -207,9 +266,10 @@ class RunManager:
         )
         await self._store.update_run(run.id, pid=proc.pid, started_at=utcnow())
         log.info(
-            "run %s started (trigger %s): pid %d, output in %s",
+            "run %s started (trigger %s, task %s): pid %d, output in %s",
             run.id,
             run.trigger,
+            run.task_name or "all",
             proc.pid,
             run.run_dir / "process.log",
         )

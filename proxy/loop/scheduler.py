@@ -40,6 +40,7 @@ from proxy.loop.lora import LoraAdmin
 from proxy.loop.promotion import Promoter
 from proxy.loop.runs import RunConflict, RunManager
 from proxy.loop.store import LoopStore, VersionRow, utcnow
+from proxy.serving.student_state import ActiveStudents
 from proxy.settings import Settings
 from proxy.student.model import default_model_dir
 
@@ -123,9 +124,9 @@ def _base_name(state: Any) -> str | None:
     return None
 
 
-def _trainer_args(state: Any, promoter: Promoter) -> list[str]:
+def _trainer_args(state: Any, promoter: Promoter, task: str | None) -> list[str]:
     args: list[str] = ["--base-model", base_model_arg(state.settings)]
-    current = state.active.current
+    current = state.active.slot(task).current  # the run's incumbent
     adapter = promoter.adapter_path(current.name)
     if adapter is not None:
         args += ["--incumbent-adapter", str(adapter)]
@@ -143,6 +144,7 @@ def build_loop(app: Any) -> LoopServices:
     state = app.state
     settings: Settings = state.settings
     store = LoopStore(state.writer)
+    state.active = ActiveStudents.of(state.active)  # one registry for every part
     lora = LoraAdmin(state.student_http, lambda: _replica_urls(state))
     calibrator = Calibrator(settings, store, state.active)
     promoter = Promoter(
@@ -155,9 +157,9 @@ def build_loop(app: Any) -> LoopServices:
         vote=getattr(state, "vote", None),
     )
 
-    def export(dest: Path, since: datetime | None) -> Path:
+    def export(dest: Path, since: datetime | None, task: str | None) -> Path:
         state.writer.flush()
-        return export_snapshot(state.writer, dest, since)
+        return export_snapshot(state.writer, dest, since, task=task)
 
     runs = RunManager(
         settings,
@@ -165,7 +167,7 @@ def build_loop(app: Any) -> LoopServices:
         promoter,
         export=export,
         command=trainer_command(settings),
-        trainer_args=lambda: _trainer_args(state, promoter),
+        trainer_args=lambda task: _trainer_args(state, promoter, task),
     )
     if getattr(state, "vote", None) is None:
         # No encoder here (closed_set_student=lora, or an external student without
@@ -195,9 +197,8 @@ async def _scheduled_run(loop: LoopServices) -> None:
 async def _rows_check(loop: LoopServices) -> None:
     if loop.encoder_starting():
         return
-    if await loop.runs.rows_due():
-        with contextlib.suppress(RunConflict):
-            await loop.runs.trigger("rows")
+    with contextlib.suppress(RunConflict):
+        await loop.runs.rows_run()
 
 
 def _add_jobs(loop: LoopServices, settings: Settings, embedded: bool) -> None:
@@ -248,7 +249,7 @@ def _add_replica_jobs(loop: LoopServices, embedded: bool) -> None:
 async def _share_serving_version(loop: LoopServices, state: Any) -> None:
     """A new leader of a shared log records the base version it serves, so followers find
     its threshold (calibration writes it to that row) before any promotion."""
-    current = state.active.current
+    current = state.active.default.current
     active, _ = await loop.store.active_and_previous()
     if active is not None or not current.name or current.version != "base":
         return
@@ -289,9 +290,8 @@ def _leader_hooks(app: Any, loop: LoopServices) -> dict[str, Any]:
                 await loop.runs.stop(grace=5.0)
 
     async def follow() -> None:
-        row, _ = await loop.store.active_and_previous()
-        if row is not None and loop.promoter.version_from_row(row) != state.active.current:
-            log.info("the leader changed the active version to %s: switching", row.name)
+        if await loop.promoter.out_of_date():
+            log.info("the leader changed the active versions: switching")
             await loop.promoter.restore()
 
     return {"on_elected": elected, "on_lost": lost, "follow": follow}

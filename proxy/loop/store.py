@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 RUN_COLUMNS = (
     "id", "created_at", "started_at", "finished_at", "status", "trigger", "reason",
-    "config_json", "metrics_json", "adapter_path", "report_path", "pid",
+    "config_json", "metrics_json", "adapter_path", "report_path", "pid", "task",
 )  # fmt: skip
 LIVE_STATUSES = ("running", "evaluating")
 
@@ -48,23 +48,26 @@ class VersionRow:
     calibration: dict[str, Any] | None
     closed_set: tuple[str, ...] | None
     prompt_prefix: str | None
+    task: str | None = None
+    """The task it serves; None: all traffic (scope `all`, or a row from before tasks)."""
 
 
 _VERSION_SELECT = (
     "SELECT name, run_id, adapter_path, activated_at, active, threshold, "
-    "CAST(calibration_json AS VARCHAR), CAST(closed_set_json AS VARCHAR), prompt_prefix "
+    "CAST(calibration_json AS VARCHAR), CAST(closed_set_json AS VARCHAR), prompt_prefix, task "
     "FROM student_versions"
 )
+_SAME_TASK = "task IS NOT DISTINCT FROM ?"
 
 
 def _version(row: Sequence[Any]) -> VersionRow:
-    name, run_id, path, activated, active, threshold, calibration, closed, prefix = row
+    name, run_id, path, activated, active, threshold, calibration, closed, prefix, task = row
     closed_list = orjson.loads(closed) if closed else None
     return VersionRow(
         name=name, run_id=run_id, adapter_path=path, activated_at=activated,
         active=bool(active), threshold=threshold,
         calibration=orjson.loads(calibration) if calibration else None,
-        closed_set=tuple(closed_list) if closed_list else None, prompt_prefix=prefix,
+        closed_set=tuple(closed_list) if closed_list else None, prompt_prefix=prefix, task=task,
     )  # fmt: skip
 
 
@@ -82,6 +85,14 @@ class LoopStore:
     async def _read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         return await asyncio.to_thread(self._writer.read, fn)
 
+    async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Runs a read-only query function on a cursor of the log (off the event loop)."""
+        return await self._read(fn)
+
+    async def flush(self) -> None:
+        """Waits until the rows queued so far are written (a choice reads the newest)."""
+        await asyncio.to_thread(self._writer.flush)
+
     # --- runs --------------------------------------------------------------------------
     async def insert_run(
         self,
@@ -91,14 +102,15 @@ class LoopStore:
         *,
         reason: str | None = None,
         config: dict[str, Any] | None = None,
+        task: str | None = None,
     ) -> None:
         now = utcnow()
         started = now if status in LIVE_STATUSES else None
         finished = None if status in LIVE_STATUSES else now
         await self._execute(
             "INSERT INTO runs (id, created_at, started_at, finished_at, status, trigger, reason, "
-            "config_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, now, started, finished, status, trigger, reason, _json(config)],
+            "config_json, task) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, now, started, finished, status, trigger, reason, _json(config), task],
         )
 
     async def update_run(self, run_id: str, **fields: Any) -> None:
@@ -171,13 +183,14 @@ class LoopStore:
         await self._execute(
             # ON CONFLICT rather than INSERT OR REPLACE: PostgreSQL has only this form.
             "INSERT INTO student_versions (name, run_id, adapter_path, created_at, "
-            "activated_at, active, threshold, calibration_json, closed_set_json, prompt_prefix) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "activated_at, active, threshold, calibration_json, closed_set_json, prompt_prefix, "
+            "task) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
             "run_id = excluded.run_id, adapter_path = excluded.adapter_path, "
             "created_at = excluded.created_at, activated_at = excluded.activated_at, "
             "active = excluded.active, threshold = excluded.threshold, "
             "calibration_json = excluded.calibration_json, "
-            "closed_set_json = excluded.closed_set_json, prompt_prefix = excluded.prompt_prefix",
+            "closed_set_json = excluded.closed_set_json, prompt_prefix = excluded.prompt_prefix, "
+            "task = excluded.task",
             [
                 row.name,
                 row.run_id,
@@ -189,16 +202,24 @@ class LoopStore:
                 _json(row.calibration),
                 _json(list(row.closed_set)) if row.closed_set else None,
                 row.prompt_prefix,
+                row.task,
             ],
         )
 
     async def activate(self, name: str) -> None:
-        """Makes `name` the one active version (it must exist)."""
+        """Makes `name` the one active version of its task (it must exist); the rows of
+        other tasks keep theirs."""
         await self._execute(
             "UPDATE student_versions SET active = (name = ?), "
-            "activated_at = CASE WHEN name = ? THEN ? ELSE activated_at END",
-            [name, name, utcnow()],
+            "activated_at = CASE WHEN name = ? THEN ? ELSE activated_at END "
+            "WHERE task IS NOT DISTINCT FROM (SELECT task FROM student_versions WHERE name = ?)",
+            [name, name, utcnow(), name],
         )
+
+    async def deactivate_task(self, task: str) -> None:
+        """The task serves the base model again (a task has no base row of its own: the
+        base model's name is one row for all)."""
+        await self._execute("UPDATE student_versions SET active = false WHERE task = ?", [task])
 
     async def set_calibration(
         self, name: str, threshold: float | None, calibration: dict[str, Any]
@@ -214,18 +235,53 @@ class LoopStore:
         )
         return _version(row) if row else None
 
-    async def active_and_previous(self) -> tuple[VersionRow | None, VersionRow | None]:
-        """The active version and the one active before it (newest activation first)."""
+    async def active_and_previous(
+        self, task: str | None = None
+    ) -> tuple[VersionRow | None, VersionRow | None]:
+        """The active version of `task` (None: the rows for all traffic) and the one active
+        before it (newest activation first)."""
         rows = await self._read(
             lambda cur: cur.execute(
-                f"{_VERSION_SELECT} WHERE activated_at IS NOT NULL "
-                "ORDER BY active DESC, activated_at DESC LIMIT 2"
+                f"{_VERSION_SELECT} WHERE activated_at IS NOT NULL AND {_SAME_TASK} "
+                "ORDER BY active DESC, activated_at DESC LIMIT 2",
+                [task],
             ).fetchall()
         )
         versions = [_version(r) for r in rows]
         active = versions[0] if versions and versions[0].active else None
         previous = versions[1] if active and len(versions) > 1 else None
         return active, previous
+
+    async def last_activated(self, task: str) -> VersionRow | None:
+        """The task's newest activated row (active or not): what a task at base rolls
+        back to."""
+        row = await self._read(
+            lambda cur: cur.execute(
+                f"{_VERSION_SELECT} WHERE activated_at IS NOT NULL AND task = ? "
+                "ORDER BY activated_at DESC LIMIT 1",
+                [task],
+            ).fetchone()
+        )
+        return _version(row) if row else None
+
+    async def version_tasks(self) -> list[str]:
+        """The tasks with versions of their own, newest activation last."""
+        rows = await self._read(
+            lambda cur: cur.execute(
+                "SELECT task FROM student_versions WHERE task IS NOT NULL "
+                "GROUP BY task ORDER BY max(activated_at) NULLS FIRST, task"
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    async def active_names(self) -> dict[str | None, str]:
+        """The active version's name per task (None: all traffic)."""
+        rows = await self._read(
+            lambda cur: cur.execute(
+                "SELECT task, name FROM student_versions WHERE active"
+            ).fetchall()
+        )
+        return {r[0]: str(r[1]) for r in rows}
 
     async def list_versions(self) -> list[VersionRow]:
         rows = await self._read(
@@ -244,18 +300,21 @@ class LoopStore:
         return await self._read(lambda cur: breakdown(cur, by))
 
     async def logged_pairs(
-        self, version: str, scorer: str, limit: int = 5000
+        self, version: str, scorer: str, limit: int = 5000, *, task: str | None = None
     ) -> list[tuple[float | None, str | None, str | None, bool]]:
-        """(confidence, student_text, teacher_text, shadow) of logged pairs of one version."""
+        """(confidence, student_text, teacher_text, shadow) of logged pairs of one version
+        (of one task's requests, when given)."""
+        where = "" if task is None else " AND task = ?"
+        params: list[Any] = [version, scorer] + ([] if task is None else [task])
 
         def query(cur: duckdb.DuckDBPyConnection) -> list[Any]:
             return cur.execute(
                 "SELECT confidence, student_text, teacher_text, coalesce(shadow, false) "
                 "FROM requests WHERE student_version = ? AND scorer = ? "
                 "AND student_text IS NOT NULL AND teacher_text IS NOT NULL "
-                "AND confidence IS NOT NULL AND store IS NOT FALSE "
+                f"AND confidence IS NOT NULL AND store IS NOT FALSE{where} "
                 "ORDER BY created_at DESC LIMIT ?",
-                [version, scorer, limit],
+                [*params, limit],
             ).fetchall()
 
         return await self._read(query)

@@ -15,7 +15,9 @@ from trainer.config import TrainConfig, split_csv
 
 
 def train_config_from_settings(settings: Settings, **overrides: Any) -> TrainConfig:
-    """Maps the flat ``train_*`` settings; ``overrides`` replace TrainConfig fields."""
+    """Maps the flat ``train_*`` settings; ``overrides`` replace TrainConfig fields. A
+    per-task run (``task=...``) takes the task's ``[tasks.NAME]`` label set and validator
+    over the global ones."""
     values: dict[str, Any] = {
         "min_rows": settings.train_min_rows,
         "max_rows": settings.train_max_rows,
@@ -49,5 +51,18 @@ def train_config_from_settings(settings: Settings, **overrides: Any) -> TrainCon
         "cpu_bf16": settings.train_cpu_bf16,
         "seed": settings.train_seed,
     }
+    values.update(_task_values(settings, overrides.get("task")))
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def _task_values(settings: Settings, task: Any) -> dict[str, Any]:
+    override = settings.tasks.get(task) if isinstance(task, str) else None
+    if override is None:
+        return {}
+    out: dict[str, Any] = {}
+    if override.label_set:
+        out["label_set"] = tuple(override.label_set)
+    if override.validator:
+        out["answer_validator"] = override.validator
+    return out

@@ -57,12 +57,19 @@ class LogStoreCollector(Collector):
         )
 
 
+TASK_SLOT_LABELS = 32
+"""Most tasks with per-task series (the same bound as the request counter's task label)."""
+
+
 class StudentCollector(Collector):
-    """`distill_student_version_info{version}` and the threshold in force."""
+    """`distill_student_version_info{version}` and the threshold in force (the main slot),
+    and per task slot `distill_task_student_version_info{task,version}` and
+    `distill_task_confidence_threshold{task}` (the first `TASK_SLOT_LABELS` tasks)."""
 
     def __init__(self, active: StateGetter, threshold: Callable[[Any], float | None]) -> None:
         self._active = active
         self._threshold = threshold
+        self._tasks = labels.BoundedValues(limit=TASK_SLOT_LABELS, normalise=labels.task_name)
 
     def collect(self) -> Iterator[Metric]:
         active = self._active()
@@ -81,6 +88,32 @@ class StudentCollector(Collector):
             yield GaugeMetricFamily(
                 "distill_confidence_threshold", "Confidence threshold in force.", value=threshold
             )
+        slots = active.tasks() if hasattr(active, "tasks") else {}
+        if slots:
+            yield from self._per_task(slots)
+
+    def _per_task(self, slots: dict[str, Any]) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "distill_task_student_version_info",
+            "The student version serving each task (value 1).",
+            labels=["task", "version"],
+        )
+        gauge = GaugeMetricFamily(
+            "distill_task_confidence_threshold",
+            "Confidence threshold in force per task.",
+            labels=["task"],
+        )
+        for name in sorted(slots):
+            task = self._tasks(name)
+            if task == labels.OTHER:  # past the bound: no series rather than a mixed one
+                continue
+            current = slots[name].current
+            info.add_metric([task, str(current.version)[:64]], 1.0)
+            threshold = self._threshold(current)
+            if threshold is not None and math.isfinite(threshold):
+                gauge.add_metric([task], threshold)
+        yield info
+        yield gauge
 
 
 class RunsCollector(Collector):

@@ -28,6 +28,7 @@ REASONS = frozenset(
         "invalid_structured_output",
         "not_distilled",
         "task_excluded",
+        "task_too_little_traffic",
         "refused",
         "error",
     }

@@ -6,9 +6,11 @@ of its answered requests (not refused, not failed) the student served, teacher c
 answers, its accuracy on gold rows (users' feedback), cost, teacher-only cost and savings,
 the task's overrides, and the serving version with its calibration status.
 
-The loop still trains and serves one student version for all traffic: every task that is
-not excluded is served by that version, marked ``shared`` (an excluded task by the teacher
-alone). Rows logged before the task column existed are grouped as ``(none)``.
+With ``loop_scope = task`` a task with a slot of its own (its own threshold, and once
+trained its own versions) shows that slot, ``shared: false``; a task without one yet, or
+every task with ``loop_scope = all``, is served by the version for all traffic, marked
+``shared`` (an excluded task by the teacher alone). Rows logged before the task column
+existed are grouped as ``(none)``.
 """
 
 from __future__ import annotations
@@ -97,23 +99,36 @@ def serving_state(
     }
 
 
-def attach_serving(report: dict[str, Any], serving: Mapping[str, Any]) -> dict[str, Any]:
-    """Adds the serving version: to the report, and to each task (``shared``, or the
-    teacher alone for an excluded task), with the task's own quality target if it has one."""
+def attach_serving(
+    report: dict[str, Any],
+    serving: Mapping[str, Any],
+    by_task: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Adds the serving version: to the report, and to each task (its own slot from
+    `by_task`, else ``shared``; the teacher alone for an excluded task), with the task's
+    own quality target if it has one."""
     report["serving"] = dict(serving)
     for task in report["tasks"]:
-        target = (task["config"] or {}).get("quality_target") or serving.get("target_agreement")
+        own = (by_task or {}).get(task["task"])
+        source = own or serving
+        target = (task["config"] or {}).get("quality_target") or source.get("target_agreement")
         if task["excluded"]:
             task["serving"] = {"route": "teacher", "version": None, "status": "excluded"}
             continue
         task["serving"] = {
             "route": "cascade",
-            "version": serving.get("version"),
-            "shared": True,
-            "threshold": serving.get("threshold"),
-            "status": serving.get("calibration"),
+            "version": source.get("version"),
+            "shared": own is None,
+            "threshold": source.get("threshold"),
+            "status": source.get("calibration"),
             "quality_target": target,
         }
+        if own is not None:
+            task["serving"].update(
+                own_version=bool(own.get("own")),
+                too_little_traffic=bool(own.get("too_little_traffic")),
+                calibration_summary=own.get("calibration_summary"),
+            )
     return report
 
 

@@ -18,6 +18,7 @@ from proxy.loop.promotion import NothingToRollBack
 from proxy.loop.runs import RunConflict
 from proxy.loop.scheduler import LoopServices
 from proxy.serving.student_state import StudentVersion
+from proxy.tasks.identity import is_task_name
 from trainer.dataset import parse_since
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -87,21 +88,32 @@ def _version(version: StudentVersion | None) -> dict[str, Any] | None:
     return out
 
 
+def _task(value: Any, param: str = "task") -> str | None:
+    """An optional task name as the API takes it (a checked slug)."""
+    if value is None or value == "":
+        return None
+    if not is_task_name(value):
+        raise InvalidRequest(f"{param} must be a task name (a-z, 0-9, '.', '_', '-')", param=param)
+    return str(value)
+
+
 def _db_errors(exc: Exception) -> ProxyError:
     return ServiceUnavailable(f"the log database is unavailable: {exc}")
 
 
 @router.post("/runs", status_code=202)
 async def start_run(request: Request, _: AdminDep) -> JSONResponse:
-    """Starts a run now (202 with its id), or 409 with the id of the run in progress."""
+    """Starts a run now (202 with its id), or 409 with the id of the run in progress. An
+    optional ``task`` trains that task (per-task loop; else the loop picks the task)."""
     loop = _leading_loop(request)
     body = await _json_body(request)
     overrides = body.get("config") or {}
     if not isinstance(overrides, dict):
         raise InvalidRequest("config must be an object of TrainConfig fields", param="config")
+    task = _task(body.get("task"))
     try:
         run_id = await loop.runs.trigger(
-            "manual", since=_since(body.get("since")), overrides=overrides
+            "manual", since=_since(body.get("since")), overrides=overrides, task=task
         )
     except RunConflict as exc:
         raise Conflict(
@@ -149,10 +161,13 @@ async def cancel_run(request: Request, run_id: str, _: AdminDep) -> dict[str, An
 
 
 @router.post("/rollback")
-async def rollback(request: Request, _: AdminDep) -> dict[str, Any]:
-    """Serves the previous student version again."""
+async def rollback(
+    request: Request, _: AdminDep, task: Annotated[str | None, Query()] = None
+) -> dict[str, Any]:
+    """Serves the previous student version again: of ``?task=`` (per-task loop), else of
+    the version promoted last."""
     try:
-        now, old = await _leading_loop(request).promoter.rollback()
+        now, old = await _leading_loop(request).promoter.rollback(_task(task))
     except NothingToRollBack as exc:
         raise Conflict(str(exc), code="nothing_to_roll_back") from None
     except (LogStoreUnavailable, duckdb.Error) as exc:
@@ -177,10 +192,16 @@ async def students(request: Request, _: AdminDep) -> dict[str, Any]:
         }
         for r in rows
     ]
+    tasks = {
+        name: {"current": _version(slot.current), "previous": _version(slot.previous),
+               "own": slot.own}
+        for name, slot in active.tasks().items()
+    }  # fmt: skip
     return {
         "current": _version(active.current),
         "previous": _version(active.previous),
         "versions": versions,
+        "tasks": tasks,
     }
 
 

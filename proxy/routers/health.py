@@ -27,6 +27,9 @@ def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
         "student_version": state.active.current.version,
         "teacher_configured": state.teacher is not None,
     }
+    slots = state.active.tasks() if hasattr(state.active, "tasks") else {}
+    if slots:  # the per-task loop: what serves each task
+        detail["task_versions"] = {task: slot.current.version for task, slot in slots.items()}
     if supervisor is not None:
         detail["supervisor"] = {
             "state": supervisor.state,
@@ -42,7 +45,8 @@ def readiness(request: Request) -> tuple[bool, dict[str, Any]]:
         # Ready without it (the generative student and the teacher still answer), but a
         # vote version cannot serve while its encoder is down: said here, and counted.
         detail["encoder"] = {"replicas": vote.pool.status(), "vote_versions": vote.loaded()}
-        if state.active.current.kind == "vote" and not vote.available():
+        serving = [state.active.current, *(slot.current for slot in slots.values())]
+        if any(v.kind == "vote" for v in serving) and not vote.available():
             reasons.append(f"encoder not ready: {vote.pool.reason()}")
     return not reasons, {"ready": not reasons, "reasons": reasons, **detail}
 

@@ -31,6 +31,26 @@ def _serving(state: Any) -> dict[str, Any]:
     return serving_state(current.version, current.name, threshold, calibration)
 
 
+def _serving_by_task(state: Any) -> dict[str, dict[str, Any]]:
+    """Each task slot's version, threshold and calibration (a per-task loop)."""
+    active = state.active
+    loop = getattr(state, "loop", None)
+    out: dict[str, dict[str, Any]] = {}
+    for task, slot in active.tasks().items():
+        current = slot.current
+        threshold = state.chat.threshold_for(current)
+        calibration = (
+            loop.calibrator.task_status(task)
+            if loop is not None
+            else calibration_guess(state.settings.calibration_mode, threshold)
+        )
+        entry = serving_state(current.version, current.name, threshold, calibration)
+        entry["own"] = slot.own
+        entry["too_little_traffic"] = active.too_little_traffic(task, state.settings.train_min_rows)
+        out[task] = entry
+    return out
+
+
 @router.get("/admin/tasks")
 async def admin_tasks(
     request: Request, _: DashboardReadDep, since: SinceQuery = "24h"
@@ -38,4 +58,5 @@ async def admin_tasks(
     window = _since(since)
     overrides = request.app.state.chat.tasks.overrides
     report = await read_log(request, lambda cur: task_report(cur, window, overrides))
-    return attach_serving(report, _serving(request.app.state))
+    state = request.app.state
+    return attach_serving(report, _serving(state), _serving_by_task(state))

@@ -41,11 +41,11 @@ from proxy.serving.student_call import (
     scorer_for,
     unsupported_feature,
 )
-from proxy.serving.student_state import ActiveStudent, StudentVersion
+from proxy.serving.student_state import ActiveStudents, StudentVersion
 from proxy.serving.teacher_relay import relay_teacher_stream, teacher_client_view
 from proxy.serving.vote_student import VoteStudent, ask_vote
 from proxy.settings import Settings
-from proxy.tasks.resolve import TASK_EXCLUDED, TaskResolver
+from proxy.tasks.resolve import TASK_EXCLUDED, TASK_TOO_LITTLE_TRAFFIC, TaskResolver
 from proxy.upstream.students import StudentPool
 from proxy.upstream.teacher import TeacherClient
 
@@ -69,7 +69,7 @@ class ChatService:
         settings: Settings,
         pool: StudentPool,
         teacher: TeacherClient | None,
-        active: ActiveStudent,
+        active: ActiveStudents,
         sink: RecordSink,
         observer: RequestObserver,
         shadow: ShadowSampler,
@@ -167,7 +167,8 @@ class ChatService:
     async def decide(
         self, ctx: RequestContext, body: dict[str, Any], record: dict[str, Any]
     ) -> Decision:
-        version = self.active.current
+        slot = self.active.for_task(ctx.task.name if ctx.task is not None else None)
+        version = slot.current
         record.update(student_model=version.name, student_version=version.version)
         skip = self._pre_route(ctx, body, version)
         if skip is not None and (ctx.forced_route == "teacher" or self.teacher is not None):
@@ -177,15 +178,22 @@ class ChatService:
             # Cold start: an uncalibrated student serves nothing, but its answer is
             # still logged beside the teacher's (the pair calibration needs), unless the
             # student is already that far behind: an unbounded backlog only delays the log.
+            reason = self._uncalibrated_reason(ctx)
             if self._pending_students >= self.background_max:
                 self._observer.on_upstream_error("student", "background_skipped")
-                return Decision(False, "uncalibrated", version=version)
+                return Decision(False, reason, version=version)
             task = asyncio.ensure_future(self._ask(body, version, background=True))
             self._pending_students += 1
             task.add_done_callback(self._student_done)
-            return Decision(False, "uncalibrated", version=version, pending_student=task)
+            return Decision(False, reason, version=version, pending_student=task)
         result = await self._ask(body, version, force=ctx.forced_route == "student")
         return self._judge(ctx, result, threshold, version)
+
+    def _uncalibrated_reason(self, ctx: RequestContext) -> str:
+        task = ctx.task.name if ctx.task is not None else None
+        if task is not None and self.active.too_little_traffic(task, self.settings.train_min_rows):
+            return TASK_TOO_LITTLE_TRAFFIC
+        return "uncalibrated"
 
     def _judge(
         self,

@@ -4,12 +4,21 @@ candidate is promoted (proxy/loop)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 
 class LoopSettings(BaseModel):
     """The scheduler, the training process, promotion."""
+
+    loop_scope: Literal["task", "all"] = Field(
+        "task",
+        description="`task`: every task (x-distill-task, or derived) gets its own student "
+        "versions, threshold, runs, promotion and rollback; a rows-triggered run trains the "
+        "task with the most expected savings per CPU minute. `all`: one version for all "
+        "traffic (the loop before tasks).",
+    )
 
     train_schedule: str | None = Field(
         None,

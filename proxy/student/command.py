@@ -75,7 +75,21 @@ def build_command(
         # The proxy logs every request itself; vLLM's access lines would only grow the log file.
         "--disable-uvicorn-access-log",
     ]  # fmt: skip
+    if settings.loop_scope == "task":
+        cmd += ["--max-cpu-loras", str(max_cpu_loras(settings))]
     return cmd + shlex.split(settings.vllm_extra_args)
+
+
+TASK_ADAPTERS = 8
+"""Tasks whose adapters (current and previous) a per-task loop keeps in vLLM's memory."""
+
+
+def max_cpu_loras(settings: Settings) -> int:
+    """Per task, every task's current and previous adapters are registered side by side;
+    `--max-loras` (the adapters in one batch) stays as configured, and vLLM's in-memory
+    cache holds those of `TASK_ADAPTERS` tasks so a task's requests do not wait for its
+    adapter to be read back from disk (beyond that vLLM reloads on demand, still right)."""
+    return max(settings.vllm_max_loras, 2 * TASK_ADAPTERS)
 
 
 def vllm_dtype(settings: Settings, device: Device) -> str:

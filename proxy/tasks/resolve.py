@@ -29,6 +29,10 @@ from proxy.tasks.masking import mask
 MASK_CACHE = 1024
 TASK_EXCLUDED = "task_excluded"
 """The route reason of a request of an excluded task (always the teacher)."""
+TASK_TOO_LITTLE_TRAFFIC = "task_too_little_traffic"
+"""The route reason of a request of a task with fewer teacher answers than a run needs
+(`train_min_rows`) and no calibrated student (``loop_scope = task``, beside other tasks):
+the teacher answers, the student's answer is logged beside it."""
 
 
 @dataclass(frozen=True)

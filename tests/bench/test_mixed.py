@@ -169,3 +169,9 @@ def test_thresholds_per_task_from_the_proxy_when_it_has_them() -> None:
     assert table["tasks"]["banking77"]["threshold"] == 0.7
     assert table["tasks"]["banking77"]["tasks_seen"] == {"t-bank": 1}
     assert proxy_thresholds(None, None) == {}
+
+
+def test_proxy_thresholds_read_each_tasks_serving_slot() -> None:
+    tasks = {"tasks": [{"task": "t-bank", "serving": {"threshold": 0.6, "version": "r1"}}]}
+    found = proxy_thresholds(tasks, None)["t-bank"]
+    assert (found["threshold"], found["version"]) == (0.6, "r1")

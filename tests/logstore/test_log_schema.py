@@ -75,13 +75,13 @@ def test_other_tables_and_indexes(conn: duckdb.DuckDBPyConnection) -> None:
     migrate(conn)
     assert [n for n, _ in _columns(conn, "runs")] == [
         "id", "created_at", "started_at", "finished_at", "status", "trigger", "reason",
-        "config_json", "metrics_json", "adapter_path", "report_path", "pid",
+        "config_json", "metrics_json", "adapter_path", "report_path", "pid", "task",
     ]  # fmt: skip
     assert _columns(conn, "student_versions") == [
         ("name", "VARCHAR"), ("run_id", "VARCHAR"), ("adapter_path", "VARCHAR"),
         ("created_at", "TIMESTAMP"), ("activated_at", "TIMESTAMP"), ("active", "BOOLEAN"),
         ("threshold", "DOUBLE"), ("calibration_json", "JSON"), ("closed_set_json", "JSON"),
-        ("prompt_prefix", "VARCHAR"),
+        ("prompt_prefix", "VARCHAR"), ("task", "VARCHAR"),
     ]  # fmt: skip
     indexes = {r[0] for r in conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
     assert {"requests_created_at_idx", "requests_route_idx"} <= indexes

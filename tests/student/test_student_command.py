@@ -32,6 +32,14 @@ def test_command_uses_python_module_and_settings() -> None:
     assert "--disable-uvicorn-access-log" in cmd
 
 
+def test_a_per_task_loop_keeps_every_tasks_adapters_in_memory() -> None:
+    cmd = build_command(Settings(vllm_max_loras=3), model="/m", served_name="s", port=1)
+    assert _flag(cmd, "--max-loras") == "3"  # one batch, as configured
+    assert int(_flag(cmd, "--max-cpu-loras")) >= 2 * command.TASK_ADAPTERS
+    one = build_command(Settings(loop_scope="all"), model="/m", served_name="s", port=1)
+    assert "--max-cpu-loras" not in one
+
+
 def test_dtype_follows_the_hardware_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     import proxy.student.command as command
 

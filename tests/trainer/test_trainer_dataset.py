@@ -239,6 +239,17 @@ def test_scope_by_model_and_tag(snapshot: SnapshotWriter) -> None:
     assert kept == {f"req-{i:05d}" for i in range(10)}
 
 
+def test_a_per_task_run_selects_its_task_only(snapshot: SnapshotWriter) -> None:
+    rows = [build_row(i, task="alpha") for i in range(10)]
+    rows += [build_row(i, task="beta") for i in range(10, 25)]
+    sel = select_dataset(snapshot(rows), cfg(task="alpha"))
+    assert sel.counts["selected"] == 10 and sel.counts["out_of_scope"] == 15
+    assert ids(sel.train) | ids(sel.eval) | ids(sel.calibration) == {
+        f"req-{i:05d}" for i in range(10)
+    }
+    assert select_dataset(snapshot(rows), cfg()).counts["selected"] == 25
+
+
 def test_since(snapshot: SnapshotWriter) -> None:
     rows = [build_row(i) for i in range(30)]
     sel = select_dataset(snapshot(rows), cfg(), since=T0 + timedelta(minutes=20))

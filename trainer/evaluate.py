@@ -112,10 +112,18 @@ def summarize(items: Sequence[ItemScore]) -> dict[str, Any]:
     }
 
 
+_METRIC_NOTES = {
+    "json_fields": "json_fields (JSON answers)",
+    "exact_match": f"exact_match (<= {SHORT_ANSWER_WORDS} words)",
+    "token_f1": "token_f1 (longer answers)",
+}
+
+
 def metric_name(metrics: Sequence[str]) -> str:
+    """The report's metric: the one used, or each used one with when it applies."""
     if len(metrics) == 1:
         return metrics[0]
-    return f"exact_match (<= {SHORT_ANSWER_WORDS} words) / token_f1 (longer answers)"
+    return " / ".join(_METRIC_NOTES.get(m, m) for m in metrics)
 
 
 def calibration_bins(pairs: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:

@@ -9,8 +9,9 @@ label, the labels the student never served are listed: with a closed label set (
 active student version's) also those never seen at all.
 
 A row's label is its best known right answer: the gold label, else the teacher's answer,
-else the student's. Only short answers count as labels (`trainer.agreement`'s short-answer
-rule); longer ones are grouped as ``(free text)``.
+else the student's. Only short plain answers count as labels (those `trainer.agreement`
+scores by exact match); longer ones and JSON answers (scored field by field) are grouped as
+``(free text)``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import orjson
 
 from proxy.logstore import feedback as feedback_store
 from proxy.logstore.rows import utc_naive
-from trainer.agreement import SHORT_ANSWER_WORDS, agreement, normalize_answer
+from trainer.agreement import agreement, metric_for, normalize_answer
 from trainer.feedback import accuracy
 
 BY = ("label", "tag", "task")
@@ -103,7 +104,7 @@ def _label(reference: str | None, labels: dict[str, str] | None) -> str:
     text = (reference or "").strip()
     if labels is not None:
         return labels.get(normalize_answer(text), OTHER)
-    if not text or len(text.split()) > SHORT_ANSWER_WORDS:
+    if not text or metric_for(text) != "exact_match":  # `{"city": "Paris"}` is no label
         return FREE_TEXT
     return text
 

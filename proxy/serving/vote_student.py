@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from proxy.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from proxy.serving.structured import answer_problem, structured_spec
 from proxy.serving.student_call import StudentAnswer, StudentFailure
 from proxy.serving.student_state import StudentVersion
 from proxy.upstream.client import decode_json
@@ -171,7 +172,9 @@ async def ask_vote(
 ) -> StudentAnswer | StudentFailure:
     """`ask_student` for a vote version: the same answer and failure types, scored by the
     vote share (`sequence_prob` of the one label token). Background or not, a failed
-    embedding counts against the breaker: it waits behind no decode."""
+    embedding counts against the breaker: it waits behind no decode. A label is checked
+    against the request's `response_format` like a generated answer: a closed set learnt
+    from plain-text answers says nothing about the JSON this request asks for."""
     try:
         result = await vote.complete(body, version, force=force)
     except UpstreamTimeout as exc:
@@ -181,4 +184,6 @@ async def ask_vote(
     except UpstreamError as exc:
         return StudentFailure("student_error", exc)
     score = score_response(SCORER, result.payload)
-    return StudentAnswer(result.payload, result.latency_ms, score, SCORER)
+    spec = structured_spec(body)
+    invalid = answer_problem(result.payload, spec) if spec is not None else None
+    return StudentAnswer(result.payload, result.latency_ms, score, SCORER, invalid_output=invalid)

@@ -1,5 +1,6 @@
 /* distill-proxy dashboard: fetches /admin/dashboard/data and draws it with Chart.js
-   (vendored under /dashboard/static/vendor, so the page works offline). */
+   (vendored under /dashboard/static/vendor, so the page works offline). The per-task table
+   is dashboard_tasks.js; the shared formatting helpers are dashboard_format.js. */
 "use strict";
 
 (function () {
@@ -10,15 +11,7 @@
   window.distillDashboard = state;
 
   const $ = (id) => document.getElementById(id);
-  const usd = (v) => {
-    if (v == null) return "–";
-    const a = Math.abs(v);
-    const text = a >= 100 ? a.toFixed(0) : a >= 1 ? a.toFixed(2) : a >= 0.01 ? a.toFixed(4)
-      : a === 0 ? "0" : a.toPrecision(3);
-    return (v < 0 ? "-$" : "$") + text;
-  };
-  const pct = (v) => (v == null ? "–" : (100 * v).toFixed(1) + "%");
-  const utc = (iso) => (iso ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + "Z") : null);
+  const { usd, pct, utc, scoreText, cell } = window.distillFormat;
   const timeLabel = (ms) => {
     const d = new Date(ms);
     const span = state.data ? state.data.bucket_seconds : 60;
@@ -139,13 +132,6 @@
     ] }, options: opts });
   }
 
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text == null ? "" : String(text);
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-  }
-
   function metricsText(m) {
     if (!m || typeof m !== "object") return "";
     return Object.entries(m).filter(([, v]) => typeof v === "number").slice(0, 5)
@@ -182,8 +168,6 @@
         + accText(fb.student_gold_accuracy) + ", teacher " + accText(fb.teacher_gold_accuracy)
       : "no feedback yet (POST /v1/feedback)";
   }
-
-  function scoreText(v, n) { return v == null ? "–" : v.toFixed(3) + " (n=" + n + ")"; }
 
   // Not part of load()'s readiness: a slow or failing breakdown must not hide the rest.
   async function loadWeak(since) {
@@ -249,6 +233,7 @@
       drawAgreement(d.agreement, d.versions); drawLatency(d.latency);
       drawConfidence(d.confidence, d.threshold); drawRuns(d.runs, d.versions);
       drawGold(d.feedback); loadWeak(since);
+      window.distillTasks.load(since, d.teacher_configured !== false);
       $("load-error").hidden = true;
       state.status = "ready";
     } catch (err) {

@@ -212,6 +212,35 @@ def test_chat_parse_invalid_student_json_goes_to_the_teacher(dropin: Any) -> Non
         assert all(r["error"] is None for r in rows)  # a good training row, not an error
 
 
+def test_student_json_that_breaks_the_schema_is_never_served(dropin: Any) -> None:
+    """JSON, but not the schema's (a required field missing): the teacher answers, plain
+    and streamed, however confident the student; the student's answer stays in the log."""
+    with dropin(student_text='{"name": "Paris"}', teacher_text=CITY_JSON) as h:
+        client = h.client()
+        raw = client.chat.completions.with_raw_response.parse(
+            model="gpt-4o-mini", messages=MESSAGES, response_format=City
+        )
+        assert raw.parse().choices[0].message.parsed == City(name="Paris", country="France")
+        assert (raw.headers["x-distill-route"], raw.headers["x-distill-reason"]) == (
+            "teacher",
+            "invalid_structured_output",
+        )
+        schema = City.model_json_schema()  # name and country required
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+            stream=True,
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert json.loads(text) == json.loads(CITY_JSON)
+        rows = h.rows("endpoint = '/v1/chat/completions'")
+        assert [(r["route"], r["reason"]) for r in rows] == [
+            ("teacher", "invalid_structured_output")
+        ] * 2
+        assert {r["student_text"] for r in rows} == {'{"name": "Paris"}'}
+
+
 def test_responses_parse_on_both_routes(dropin: Any) -> None:
     with dropin(student_text=CITY_JSON) as h:
         parsed = h.client().responses.parse(

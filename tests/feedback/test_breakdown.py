@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from proxy.cli import main
+from proxy.observability.breakdown import FREE_TEXT, _label
 from tests.fakes import FakeUpstream, completion, json_response
 from tests.server_thread import free_port
 
@@ -105,3 +106,11 @@ def test_breakdown_by_label_and_tag(
     out = capsys.readouterr().out
     assert "feedback: 2 gold rows, 0 rated bad" in out
     assert "accuracy on gold rows: student 0.500 [" in out and "(n=2), teacher 1.000" in out
+
+
+def test_json_answers_are_no_labels() -> None:
+    """A short JSON answer (`{"city": "Paris"}` is two words) is scored field by field, not
+    by exact match, so by label it is free text, not a label of its own."""
+    assert _label('{"city": "Paris"}', None) == FREE_TEXT
+    assert _label("[]", None) == FREE_TEXT
+    assert _label("card_arrival", None) == "card_arrival"

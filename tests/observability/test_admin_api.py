@@ -131,6 +131,26 @@ def test_dashboard_is_open_on_loopback_without_keys(make_proxy: Callable[..., An
             assert httpx.get(f"{h.url}/dashboard/static/{sneaky}").status_code == 404
 
 
+def test_dashboard_has_the_tasks_table_and_no_html_injection(
+    make_proxy: Callable[..., Any],
+) -> None:
+    """The page carries the Tasks table, its script reads GET /admin/tasks, and no script
+    parses markup: names in the tables (tasks, tags, labels) come from clients."""
+    with make_proxy() as h:
+        page = httpx.get(f"{h.url}/dashboard").text
+        assert 'id="tasks-body"' in page
+        scripts = ["dashboard_format.js", "dashboard_tasks.js", "dashboard.js"]
+        positions = [page.index(f"/dashboard/static/{name}") for name in scripts]
+        assert positions == sorted(positions)  # deferred scripts run in order: helpers first
+        sources = {name: httpx.get(f"{h.url}/dashboard/static/{name}") for name in scripts}
+        assert all(r.status_code == 200 for r in sources.values())
+        assert '"/admin/tasks?since="' in sources["dashboard_tasks.js"].text
+        assert "distillTasks.load(" in sources["dashboard.js"].text
+        for name, resp in sources.items():
+            for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+                assert sink not in resp.text, (name, sink)
+
+
 def test_session_tokens_expire_and_follow_the_key() -> None:
     settings = Settings(admin_key=ADMIN, dashboard_session_hours=1)
     token = issue_token(settings, now=1000.0)

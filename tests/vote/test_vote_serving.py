@@ -147,3 +147,23 @@ def test_an_encoder_failure_falls_back_and_is_logged(make_proxy: Any, tmp_path: 
         assert raw.headers["x-distill-reason"] == "student_error"
         row = h.rows()[0]
         assert row["reason"] == "student_error" and "encoder answered 500" in row["error"]
+
+
+def test_a_vote_label_that_is_not_the_requested_json_goes_to_the_teacher(
+    make_proxy: Any, tmp_path: Path
+) -> None:
+    """Served only when it validates: the vote's label is checked against the request's
+    `response_format` like a generated answer, however confident the vote."""
+    student = FakeEncoderAndStudent()
+    schema = {"type": "object", "properties": {"intent": {"type": "string"}}}
+    with make_proxy(student=student, **VOTE_SETTINGS) as h:
+        _vote_version(h, tmp_path, threshold=0.5)
+        raw = _ask(
+            h,
+            "where is my card",
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+        )
+        assert raw.headers["x-distill-route"] == "teacher"
+        assert raw.headers["x-distill-reason"] == "invalid_structured_output"
+        row = h.rows()[0]
+        assert (row["student_text"], row["reason"]) == ("card_arrival", "invalid_structured_output")

@@ -25,7 +25,8 @@ over the candidate thresholds, with its coverage), so a user sees what is reacha
 
 A pair agrees when `trainer.agreement.agreement` scores it >= `AGREE_MIN_SCORE`: normalised
 exact match for short teacher answers (<= 8 words: labels, yes/no), token-level F1 >= 0.8 for
-longer ones (two correct paragraphs rarely match exactly).
+longer ones (two correct paragraphs rarely match exactly), the share of matching leaf fields
+>= 0.8 for JSON answers (`json_fields`).
 
 Shadow-sampled pairs stand for ``1 / shadow_rate`` served requests each (they are a random
 sample of the confidently served traffic). That weight counts in the coverage estimate, not

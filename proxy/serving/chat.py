@@ -167,8 +167,8 @@ class ChatService:
     async def decide(
         self, ctx: RequestContext, body: dict[str, Any], record: dict[str, Any]
     ) -> Decision:
-        slot = self.active.for_task(ctx.task.name if ctx.task is not None else None)
-        version = slot.current
+        task_name = ctx.task.name if ctx.task is not None else None
+        version = self.active.for_task(task_name).current
         record.update(student_model=version.name, student_version=version.version)
         skip = self._pre_route(ctx, body, version)
         if skip is not None and (ctx.forced_route == "teacher" or self.teacher is not None):
@@ -178,7 +178,7 @@ class ChatService:
             # Cold start: an uncalibrated student serves nothing, but its answer is
             # still logged beside the teacher's (the pair calibration needs), unless the
             # student is already that far behind: an unbounded backlog only delays the log.
-            reason = self._uncalibrated_reason(ctx)
+            reason = self._uncalibrated_reason(task_name)
             if self._pending_students >= self.background_max:
                 self._observer.on_upstream_error("student", "background_skipped")
                 return Decision(False, reason, version=version)
@@ -189,8 +189,7 @@ class ChatService:
         result = await self._ask(body, version, force=ctx.forced_route == "student")
         return self._judge(ctx, result, threshold, version)
 
-    def _uncalibrated_reason(self, ctx: RequestContext) -> str:
-        task = ctx.task.name if ctx.task is not None else None
+    def _uncalibrated_reason(self, task: str | None) -> str:
         if task is not None and self.active.too_little_traffic(task, self.settings.train_min_rows):
             return TASK_TOO_LITTLE_TRAFFIC
         return "uncalibrated"

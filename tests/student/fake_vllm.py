@@ -1,6 +1,8 @@
 """A stand-in for the vLLM OpenAI server in fast supervisor tests (fault paths only).
 
-Serves GET /v1/models and /health after `--delay` seconds, like vLLM once its model is loaded.
+Serves GET /v1/models and /health after `--delay` seconds (or once the `--wait-for` file exists:
+the test decides when loading ends, whatever the machine's load), like vLLM once its model is
+loaded.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def main() -> None:
     p.add_argument("--ignore-term", action="store_true")
     p.add_argument("--unhealthy", action="store_true")
     p.add_argument("--grandchild-pidfile", type=Path, default=None)
+    p.add_argument(
+        "--wait-for", type=Path, default=None, help="load until this file exists (at most 120 s)"
+    )
     args = p.parse_args()
     print(f"fake vllm pid starting on port {args.port}", flush=True)
     if args.exit_code is not None:
@@ -57,6 +62,9 @@ def main() -> None:
         helper = subprocess.Popen(["sleep", "600"])  # like vLLM's engine-core helper
         args.grandchild_pidfile.write_text(str(helper.pid))
     time.sleep(args.delay)
+    deadline = time.monotonic() + 120
+    while args.wait_for is not None and not args.wait_for.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
     server = ThreadingHTTPServer(
         ("127.0.0.1", args.port), _handler(args.served_model_name, not args.unhealthy)
     )

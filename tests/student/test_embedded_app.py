@@ -22,7 +22,7 @@ def _settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         student_served_name="fake-student",
         teacher_url="http://teacher.test/v1",
-        vllm_startup_timeout=20.0,
+        vllm_startup_timeout=60.0,
         vllm_stop_grace=2.0,
         log_flush_interval=0.05,
     )
@@ -33,7 +33,7 @@ def _readyz(url: str) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -43,10 +43,15 @@ def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:
 def test_readyz_tells_loading_then_ready_without_stale_reasons(
     tmp_path: Path, fake_command: Callable[..., list[str]]
 ) -> None:
+    # The fake child loads until the test creates `loaded`: on a busy machine a fixed delay
+    # could end before the first /readyz.
+    loaded = tmp_path / "loaded"
     transports = Transports(
-        teacher=FakeUpstream().transport(), vllm_command=fake_command("--delay", "1.5")
+        teacher=FakeUpstream().transport(), vllm_command=fake_command("--wait-for", str(loaded))
     )
-    app = create_app(_settings(tmp_path), transports)
+    app = create_app(
+        _settings(tmp_path).model_copy(update={"vllm_startup_timeout": 120.0}), transports
+    )
     with running(app) as url:
         status, body = _readyz(url)
         assert status == 503 and body["ready"] is False
@@ -54,7 +59,8 @@ def test_readyz_tells_loading_then_ready_without_stale_reasons(
         _until(lambda: "loading" in _readyz(url)[1]["supervisor"]["reason"])
         status, body = _readyz(url)
         assert status == 503 and "so far" in body["reasons"][0]
-        _until(lambda: _readyz(url)[0] == 200)
+        loaded.touch()
+        _until(lambda: _readyz(url)[0] == 200, timeout=60)
         _until(lambda: _readyz(url)[1]["student"][0]["models"] != [])
         status, body = _readyz(url)
         assert body["ready"] is True and body["reasons"] == []

@@ -63,12 +63,15 @@ def _vote_encoder(settings: Settings, cfg: TrainConfig) -> tuple[TrainConfig, An
     return cfg, None
 
 
-def export_from_db(db: Path | str, dest: Path, since: datetime | None) -> int:
-    """Writes the snapshot; returns how many ``store: false`` rows were left out of it."""
+def export_from_db(
+    db: Path | str, dest: Path, since: datetime | None, exclude_tasks: tuple[str, ...] = ()
+) -> int:
+    """Writes the snapshot (without the `exclude_tasks`); returns how many ``store: false``
+    rows were left out of it."""
     from proxy.logstore.snapshot import export_snapshot, open_readonly
 
     with open_readonly(db) as conn:
-        export_snapshot(conn, dest, since)
+        export_snapshot(conn, dest, since, exclude_tasks=exclude_tasks)
         where, params = "store IS NOT DISTINCT FROM false", []
         if since is not None:
             where += " AND created_at >= ?"
@@ -133,7 +136,9 @@ def train_command(
 def _dry_run(settings: Settings, cfg: TrainConfig, since: datetime | None, echo: Echo) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="distill-dry-run-"))
     try:
-        unstored = export_from_db(settings.db, tmp / SNAPSHOT_NAME, since)
+        unstored = export_from_db(
+            settings.db, tmp / SNAPSHOT_NAME, since, settings.excluded_tasks()
+        )
         selection: DatasetSelection | None
         problem: str | None = None
         try:
@@ -168,7 +173,7 @@ def _real_run(
     run_dir = settings.data_dir / "runs" / run_id
     try:
         run_dir.mkdir(parents=True)
-        export_from_db(settings.db, run_dir / SNAPSHOT_NAME, since)
+        export_from_db(settings.db, run_dir / SNAPSHOT_NAME, since, settings.excluded_tasks())
         (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         record_run_start(settings.db, run_id, cfg)
     except (OSError, duckdb.Error, LogStoreUnavailable) as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ import duckdb
 import numpy as np
 import psycopg
 
-from proxy.logstore.rows import utc_naive
+from proxy.logstore.row_filter import RowFilter
 from proxy.logstore.schema import migrate
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ _CHUNK_ROWS = 5_000
 _VIEW = "_distill_pg_chunk"
 _SKIP_TABLES = frozenset({"schema_migrations"})
 
-CopyOut = Callable[[duckdb.DuckDBPyConnection, Path, "datetime | None", bool], None]
+CopyOut = Callable[[duckdb.DuckDBPyConnection, Path, RowFilter], None]
 
 
 def _columns(cur: Any, table: str, schema_filter: str) -> list[str]:
@@ -57,22 +56,6 @@ def _object_columns(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, 
     return frame
 
 
-def _request_filter(
-    since: datetime | None, include_unstored: bool, task: str | None = None
-) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        where.append("created_at >= %s")
-        params.append(utc_naive(since))
-    if task is not None:
-        where.append("task = %s")
-        params.append(task)
-    if not include_unstored:
-        where.append("store IS NOT FALSE")
-    return (f" WHERE {' AND '.join(where)}" if where else ""), params
-
-
 def _fill(
     pg: psycopg.Connection[Any],
     duck: duckdb.DuckDBPyConnection,
@@ -95,14 +78,7 @@ def _fill(
                 duck.unregister(_VIEW)
 
 
-def export_parquet(
-    cur: PgCursor,
-    dest: Path,
-    since: datetime | None,
-    include_unstored: bool,
-    copy: CopyOut,
-    task: str | None = None,
-) -> None:
+def export_parquet(cur: PgCursor, dest: Path, rows: RowFilter, copy: CopyOut) -> None:
     """Writes the snapshot of the PostgreSQL log behind `cur` to `dest` with `copy` (the
     DuckDB snapshot query): the selected `requests` rows and the other tables it may join."""
     with (
@@ -110,11 +86,11 @@ def export_parquet(
         duckdb.connect(str(Path(scratch) / "snapshot.duckdb")) as duck,
     ):
         migrate(duck)
-        requests_where = _request_filter(since, include_unstored, task)
+        requests_where = rows.where(placeholder="%s")
         for table in _tables(duck):
             present = set(_columns(cur, table, " AND table_schema = current_schema()"))
             names = [c for c in _columns(duck, table, "") if c in present]
             if names:
                 where = requests_where if table == "requests" else ("", [])
                 _fill(cur.connection, duck, table, names, where)
-        copy(duck, dest, None, True)
+        copy(duck, dest, RowFilter(include_unstored=True))  # filtered on the way in

@@ -17,7 +17,7 @@ import duckdb
 
 from proxy.logstore import feedback as feedback_store
 from proxy.logstore.backend import is_postgres_url
-from proxy.logstore.rows import utc_naive
+from proxy.logstore.row_filter import RowFilter
 from proxy.logstore.writer import LogStoreUnavailable, LogWriter
 
 
@@ -25,24 +25,8 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _copy(
-    conn: duckdb.DuckDBPyConnection,
-    dest: Path,
-    since: datetime | None,
-    include_unstored: bool,
-    task: str | None = None,
-) -> None:
-    where: list[str] = []
-    params: list[object] = []
-    if since is not None:
-        where.append("r.created_at >= ?")
-        params.append(utc_naive(since))
-    if task is not None:
-        where.append("r.task = ?")
-        params.append(task)
-    if not include_unstored:
-        where.append("r.store IS NOT FALSE")
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+def _copy(conn: duckdb.DuckDBPyConnection, dest: Path, rows: RowFilter) -> None:
+    clause, params = rows.where(prefix="r.")
     # Training applies users' feedback (trainer/feedback.py): the latest one rides along.
     feedback_cols, feedback_join = feedback_store.snapshot_select(conn, "r")
     conn.execute(
@@ -52,16 +36,14 @@ def _copy(
     )
 
 
-def _export_from(
-    cur: Any, dest: Path, since: datetime | None, include_unstored: bool, task: str | None
-) -> None:
+def _export_from(cur: Any, dest: Path, rows: RowFilter) -> None:
     if isinstance(cur, duckdb.DuckDBPyConnection):
-        _copy(cur, dest, since, include_unstored, task)
+        _copy(cur, dest, rows)
         return
     # A PostgreSQL cursor: its rows go through a scratch DuckDB file, then the same _copy.
     from proxy.logstore.pg_export import export_parquet
 
-    export_parquet(cur, dest, since, include_unstored, _copy, task)
+    export_parquet(cur, dest, rows, _copy)
 
 
 def export_snapshot(
@@ -71,22 +53,24 @@ def export_snapshot(
     *,
     include_unstored: bool = False,
     task: str | None = None,
+    exclude_tasks: tuple[str, ...] = (),
 ) -> Path:
     """Exports `requests` (rows created at or after `since`, if given) to a Parquet file.
 
     Rows a client sent with ``store: false`` are left out unless `include_unstored`:
     snapshots feed training and evaluation, which must never see them. `source` is a
     running `LogWriter` or a connection from `open_readonly` (either engine). With `task`,
-    only that task's rows (a per-task run).
+    only that task's rows (a per-task run); `exclude_tasks` are never in it.
     """
+    rows = RowFilter(since, include_unstored, task, tuple(exclude_tasks))
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         if isinstance(source, LogWriter):
-            source.read(lambda cur: _export_from(cur, tmp, since, include_unstored, task))
+            source.read(lambda cur: _export_from(cur, tmp, rows))
         else:
-            _export_from(source, tmp, since, include_unstored, task)
+            _export_from(source, tmp, rows)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

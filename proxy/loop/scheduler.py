@@ -159,7 +159,9 @@ def build_loop(app: Any) -> LoopServices:
 
     def export(dest: Path, since: datetime | None, task: str | None) -> Path:
         state.writer.flush()
-        return export_snapshot(state.writer, dest, since, task=task)
+        return export_snapshot(
+            state.writer, dest, since, task=task, exclude_tasks=settings.excluded_tasks()
+        )
 
     runs = RunManager(
         settings,

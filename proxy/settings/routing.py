@@ -60,6 +60,10 @@ class RoutingSettings(BaseModel):
     def unsupported(self) -> frozenset[str]:
         return frozenset(f.strip() for f in self.unsupported_features.split(",") if f.strip())
 
+    def excluded_tasks(self) -> tuple[str, ...]:
+        """The tasks never distilled (``exclude = true``): also never in a snapshot."""
+        return tuple(sorted(name for name, table in self.tasks.items() if table.exclude))
+
     @property
     def calibration_mode(self) -> bool:
         return self.confidence_threshold is None

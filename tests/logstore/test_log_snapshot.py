@@ -86,3 +86,23 @@ def test_open_readonly_while_a_server_process_writes(tmp_path: Path) -> None:
     finally:
         writer.close()
     assert out.startswith("locked:") and "distill serve" in out
+
+
+def test_snapshot_by_task_and_without_excluded_tasks(
+    make_writer: WriterFactory, tmp_path: Path
+) -> None:
+    writer = make_writer()
+    tasks = ["intents", "secret", None, "intents", "secret", "extract"]
+    for i, task in enumerate(tasks):
+        writer.submit(make_record(i, task=task))
+    writer.flush()
+    ids = lambda path: [r[0] for r in _read(path)]  # noqa: E731
+    everything = export_snapshot(writer, tmp_path / "all.parquet")
+    assert len(ids(everything)) == 6
+    one = export_snapshot(writer, tmp_path / "one.parquet", task="intents")
+    assert ids(one) == ["req-000000", "req-000003"]
+    kept = export_snapshot(writer, tmp_path / "kept.parquet", exclude_tasks=("secret",))
+    # An excluded task's rows never reach a trainer; rows logged without a task stay.
+    assert ids(kept) == ["req-000000", "req-000002", "req-000003", "req-000005"]
+    both = export_snapshot(writer, tmp_path / "b.parquet", exclude_tasks=("secret", "extract"))
+    assert ids(both) == ["req-000000", "req-000002", "req-000003"]

@@ -168,6 +168,26 @@ def test_snapshot_has_the_duckdb_format(
     assert again == from_pg
 
 
+def test_snapshot_filters_tasks_like_duckdb(
+    writers: tuple[LogWriter, LogWriter], tmp_path: Path
+) -> None:
+    duck, pg = writers
+    for i in range(30):
+        record = make_record(i, task=(None, "intents", "secret")[i % 3])
+        duck.submit(record)
+        pg.submit(record)
+    duck.flush()
+    pg.flush()
+    for name, kwargs in {
+        "one": {"task": "intents"},
+        "kept": {"exclude_tasks": ("secret",)},
+    }.items():
+        from_duck = _parquet(export_snapshot(duck, tmp_path / f"{name}-duck.parquet", **kwargs))
+        from_pg = _parquet(export_snapshot(pg, tmp_path / f"{name}-pg.parquet", **kwargs))
+        assert from_pg == from_duck
+        assert len(from_pg[1]) == (10 if name == "one" else 20)
+
+
 def test_backend_reports_a_lost_database_as_unavailable(tmp_path: Path) -> None:
     from proxy.logstore.backend import LogStoreUnavailable
 

@@ -1,5 +1,5 @@
-"""GET /v1/models (and /v1/models/{id}): the student, the teacher's models (cached) and
-the configured aliases."""
+"""GET /v1/models (and /v1/models/{id}): the students serving (one per task slot), the
+teacher's models (cached) and the configured aliases."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from proxy.deps import ContextDep
 from proxy.errors import NotFound, UpstreamError
 from proxy.protocol import ModelCard, ModelList
+from proxy.serving.student_state import ActiveStudents
 
 router = APIRouter()
 _TEACHER_CACHE_SECONDS = 60.0
@@ -34,11 +35,13 @@ async def _teacher_models(request: Request) -> list[str]:
 
 
 async def _model_ids(request: Request) -> list[str]:
-    active = request.app.state.active.current
-    ids = ["distill-student", active.name]
-    ids += [m for m in await _teacher_models(request) if m not in ids]
-    ids += [m for m in request.app.state.settings.model_alias_list if m not in ids]
-    return [i for i in ids if i]
+    """The student alias, every serving slot's version (per task, each task's own), the
+    teacher's models, the aliases: once each, in that order."""
+    active = ActiveStudents.of(request.app.state.active)
+    ids = ["distill-student", *(slot.current.name for _, slot in active.slots())]
+    ids += await _teacher_models(request)
+    ids += request.app.state.settings.model_alias_list
+    return [i for i in dict.fromkeys(ids) if i]
 
 
 @router.get("/v1/models", response_model=ModelList)

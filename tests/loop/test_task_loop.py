@@ -82,6 +82,8 @@ def test_two_tasks_get_their_own_versions_thresholds_and_routes(loop_proxy: Loop
             metrics
         )
         assert 'distill_task_confidence_threshold{task="beta"} -0.01' in metrics
+        models = [m["id"] for m in lh.admin("GET", "/v1/models").json()["data"]]
+        assert models[:1] == ["distill-student"] and names <= set(models)  # every task's
 
 
 def test_rollback_and_restart_are_per_task(loop_proxy: LoopFactory) -> None:

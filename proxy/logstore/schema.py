@@ -172,12 +172,26 @@ ALTER TABLE runs ADD COLUMN task VARCHAR;
 ALTER TABLE student_versions ADD COLUMN task VARCHAR;
 """
 
+# A task without a version of its own serves the version for all traffic at its own
+# threshold, from its own pairs (issue 24). The leader calibrates it; replicas of a shared
+# log read it here (a `student_versions` row is one per version, not per task).
+_V6_SQL = """
+CREATE TABLE task_thresholds (
+    task VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    threshold DOUBLE,
+    calibration_json JSON,
+    updated_at TIMESTAMP NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _V1_SQL),
     Migration(2, "feedback", _FEEDBACK_SQL),
     Migration(3, "endpoints_and_attempts", _V3_SQL),
     Migration(4, "tasks", _V4_SQL),
     Migration(5, "task_loop", _V5_SQL),
+    Migration(6, "task_thresholds", _V6_SQL),
 )
 
 _BOOKKEEPING_DDL = """

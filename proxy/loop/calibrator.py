@@ -202,11 +202,20 @@ class Calibrator:
         for slot, which, version in work:
             result = await self.calibrate(version)
             self._apply(slot, which, version, result)
-            # A row's threshold is its own task's (a following slot's is not the threshold
-            # of the row for all traffic).
-            row = await self._store.get_version(version.name)
-            if row is not None and row.task == version.task:
-                await self._store.set_calibration(version.name, result.threshold, result.to_dict())
+            await self._store_threshold(slot, which, version, result)
+
+    async def _store_threshold(
+        self, slot: ActiveStudent, which: str, version: StudentVersion, result: Calibration
+    ) -> None:
+        """A row's threshold is its own task's; a slot following another task's version
+        (the default's) keeps its own in `task_thresholds`, where replicas read it."""
+        row = await self._store.get_version(version.name)
+        if row is not None and row.task == version.task:
+            await self._store.set_calibration(version.name, result.threshold, result.to_dict())
+        elif version.task is not None and which == "current" and not slot.own:
+            await self._store.set_task_threshold(
+                version.task, version.name, result.threshold, result.to_dict()
+            )
 
     def _versions_now(self) -> list[tuple[ActiveStudent, str, StudentVersion]]:
         return [

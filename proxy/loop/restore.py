@@ -64,7 +64,8 @@ class Restorer:
         tasks = await self._store.version_tasks() if self._active.per_task else []
         for task in tasks:  # newest activation last: it becomes the main slot
             await self._restore_task(task)
-        if row is None and not tasks:
+        followed = await self._follow_thresholds(tasks)
+        if row is None and not tasks and not followed:
             return None
         await self.ensure_loaded()
         return self._active.current
@@ -86,6 +87,29 @@ class Restorer:
         self._active.make_main(task)
         log.info("restored task %s: student version %s", task, slot.current.version)
 
+    async def _followed(self, own: list[str]) -> dict[str, float | None]:
+        """The stored thresholds of tasks that follow the default slot's version now (a task
+        with versions of its own, or a threshold of another version, is not among them)."""
+        if not self._active.per_task:
+            return {}
+        default = self._active.default.current.name
+        stored = await self._store.task_thresholds()
+        return {
+            task: threshold
+            for task, (name, threshold) in stored.items()
+            if name == default and task not in own
+        }
+
+    async def _follow_thresholds(self, own: list[str]) -> bool:
+        """Each following task's own threshold, as the leader calibrated it on the task's
+        pairs (else a replica would serve it at the threshold for all traffic)."""
+        followed = await self._followed(own)
+        for task, threshold in followed.items():
+            slot = self._active.slot(task)
+            if not slot.own:
+                slot.update(replace(self._active.default.current, task=task, threshold=threshold))
+        return bool(followed)
+
     async def out_of_date(self) -> bool:
         """Whether the stored active versions differ from those served here (a follower
         of a shared log checks this; the leader changed them)."""
@@ -94,14 +118,18 @@ class Restorer:
             return True
         if not self._active.per_task:
             return False
-        for task in await self._store.version_tasks():
+        own = await self._store.version_tasks()
+        for task in own:
             row, _ = await self._store.active_and_previous(task)
             serving = self._active.for_task(task).current
             if row is None and serving.version != "base":
                 return True
             if row is not None and self.version_from_row(row) != serving:
                 return True
-        return False
+        return any(
+            self._active.for_task(task).current.threshold != threshold
+            for task, threshold in (await self._followed(own)).items()
+        )
 
     def _versions(self) -> list[StudentVersion]:
         """Every slot's current and previous version, each name once."""

@@ -1,4 +1,4 @@
-"""The loop's rows in the log database: `runs` and `student_versions`.
+"""The loop's rows in the log database: `runs`, `student_versions`, `task_thresholds`.
 
 Writes go through the log writer's thread (`LogWriter.execute`, the single DuckDB writer);
 reads use its in-process cursors. Every method is async and never blocks the event loop.
@@ -273,6 +273,27 @@ class LoopStore:
             ).fetchall()
         )
         return [str(r[0]) for r in rows]
+
+    async def set_task_threshold(
+        self, task: str, name: str, threshold: float | None, calibration: dict[str, Any]
+    ) -> None:
+        """The threshold of `task` while it serves `name`, a version it does not own."""
+        await self._execute(
+            "INSERT INTO task_thresholds (task, name, threshold, calibration_json, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (task) DO UPDATE SET name = excluded.name, "
+            "threshold = excluded.threshold, calibration_json = excluded.calibration_json, "
+            "updated_at = excluded.updated_at",
+            [task, name, threshold, _json(calibration), utcnow()],
+        )
+
+    async def task_thresholds(self) -> dict[str, tuple[str, float | None]]:
+        """(version name, threshold) per task, for the tasks following a shared version."""
+        rows = await self._read(
+            lambda cur: cur.execute(
+                "SELECT task, name, threshold FROM task_thresholds ORDER BY task"
+            ).fetchall()
+        )
+        return {str(r[0]): (str(r[1]), None if r[2] is None else float(r[2])) for r in rows}
 
     async def active_names(self) -> dict[str | None, str]:
         """The active version's name per task (None: all traffic)."""

@@ -83,6 +83,10 @@ def test_other_tables_and_indexes(conn: duckdb.DuckDBPyConnection) -> None:
         ("threshold", "DOUBLE"), ("calibration_json", "JSON"), ("closed_set_json", "JSON"),
         ("prompt_prefix", "VARCHAR"), ("task", "VARCHAR"),
     ]  # fmt: skip
+    assert _columns(conn, "task_thresholds") == [
+        ("task", "VARCHAR"), ("name", "VARCHAR"), ("threshold", "DOUBLE"),
+        ("calibration_json", "JSON"), ("updated_at", "TIMESTAMP"),
+    ]  # fmt: skip
     indexes = {r[0] for r in conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
     assert {"requests_created_at_idx", "requests_route_idx"} <= indexes
     conn.execute("INSERT INTO requests (id) VALUES ('a')")

@@ -73,6 +73,8 @@ class FakeVLLM:
     refuse_loads: bool = False
     hold: threading.Event | None = None
     """When set, requests whose prompt contains HOLD wait until the event is set."""
+    base_answer: Callable[[dict[str, Any]], tuple[str, float] | None] | None = None
+    """The base model's (text, logprob) for a request, where it is not "maybe" (None)."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -147,4 +149,8 @@ class FakeVLLM:
             return right, -0.01
         if quality == "bad":
             return LABELS[1 - LABELS.index(right)], -0.01
+        if quality is None and self.base_answer is not None:
+            answer = self.base_answer(body)
+            if answer is not None:
+                return answer
         return "maybe", self.base_logprob

@@ -116,13 +116,18 @@ def fit_vote(
         raise ValueError("the vote student needs a closed-set task")
     t0 = time.monotonic()
     cache = EmbeddingCache(cache_dir, encoder.model)
-    vectors, positions, fresh = embed_rows(selection.train, encoder, cache)
+    # The index holds the calibration split too: a vote's calibration evidence is every
+    # stored row's leave-one-out vote (as good as held out for a nearest-neighbour vote),
+    # so those rows would only be data the vote never sees. The eval split stays out: the
+    # gate compares candidate and incumbent on it.
+    rows = [*selection.train, *selection.calibration]
+    vectors, positions, fresh = embed_rows(rows, encoder, cache)
     if not positions:
         raise ValueError("no training row has a user message to embed")
     cache.save()
     # Each answer in the label's recorded spelling (the closed set keeps the most common one).
     spelling = {normalize_answer(label): label for label in selection.closed_set}
-    answers = [spelling.get(normalize_answer(selection.train[i].completion), "") for i in positions]
+    answers = [spelling.get(normalize_answer(rows[i].completion), "") for i in positions]
     kept = [j for j, answer in enumerate(answers) if answer]  # off-set answers cannot vote
     index = VoteIndex.fit(
         vectors[kept], [answers[j] for j in kept], selection.closed_set, k=cfg.vote_k,
@@ -130,7 +135,7 @@ def fit_vote(
     )  # fmt: skip
     index.save(out_dir)
     # Every stored row voted on by the others: calibration pairs as if it were held out.
-    loo = index.loo_pairs([selection.train[positions[j]].prompt_hash for j in kept])
+    loo = index.loo_pairs([rows[positions[j]].prompt_hash for j in kept])
     (out_dir / LOO_FILE).write_text(json.dumps({"pairs": loo}))
     seconds = time.monotonic() - t0
     log.info(

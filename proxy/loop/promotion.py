@@ -189,11 +189,14 @@ class Promoter(Restorer):
         cand = await self._measure(candidate, rows)
         inc = await self._measure(incumbent, rows)
         # The threshold's evidence: the calibration set, never trained on nor used by the
-        # gate (runs without one fall back to the eval split).
-        cal_rows = await asyncio.to_thread(artifacts.calibration_rows)
+        # gate (runs without one fall back to the eval split). A vote index holds its
+        # calibration rows: their evidence is its leave-one-out votes (`trainer/vote_fit.py`).
+        vote = candidate.kind == "vote"
+        cal_rows = [] if vote else await asyncio.to_thread(artifacts.calibration_rows)
         cal = await self._measure(candidate, cal_rows) if cal_rows else cand
-        split = "calibration" if cal_rows else "eval"
-        save_eval_pairs(artifacts.run_dir, cal.pairs(), split, cal_rows or rows, cal.items)
+        split = "calibration" if cal_rows or vote else "eval"
+        pairs = [] if vote else cal.pairs()
+        save_eval_pairs(artifacts.run_dir, pairs, split, cal_rows or rows, cal.items)
         metrics: dict[str, Any] = {
             "candidate": cand.summary(),
             "incumbent": inc.summary(),

@@ -230,6 +230,8 @@ class ChatService:
             "x-distill-route": route,
             "x-distill-reason": reason,
         }
+        if ctx.task is not None:  # the task it was routed as: named, derived or merged
+            headers["x-distill-task"] = ctx.task.name
         if decision.version is not None:
             headers["x-distill-student-version"] = decision.version.version
         if decision.answer is not None:

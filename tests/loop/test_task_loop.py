@@ -63,6 +63,7 @@ def test_two_tasks_get_their_own_versions_thresholds_and_routes(loop_proxy: Loop
             resp = _chat(lh, task, 300)
             assert resp.headers["x-distill-route"] == "student"
             assert resp.headers["x-distill-student-version"] == run["id"]
+            assert resp.headers["x-distill-task"] == task
             assert lh.vllm.chats[-1]["model"] == f"distill-{run['id']}"
         tasks = _tasks(lh)
         for task, run in (("alpha", alpha), ("beta", beta)):

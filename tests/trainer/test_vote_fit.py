@@ -68,6 +68,10 @@ def test_a_vote_run_on_real_rows(
     report = run_distillation(first, runs / "r1", cfg, "unused-base", encoder=encoder)
     assert report["student_kind"] == "vote" and report["vote"]["embedded"] == report["vote"]["rows"]
     assert len(report["dataset"]["closed_set"]) > 60
+    # The index holds the training and calibration splits; the eval split stays the gate's.
+    dataset = report["dataset"]
+    assert dataset["calibration_rows"] > 0 and dataset["eval_rows"] > 0
+    assert report["vote"]["rows"] == dataset["train_rows"] + dataset["calibration_rows"]
     index = VoteIndex.load(runs / "r1" / VOTE_DIR)
     held_out = list(split.validation)[:300]
     votes = index.vote_many(embed_texts(encoder_dir, [e.text for e in held_out]))

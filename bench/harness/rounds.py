@@ -21,6 +21,7 @@ import httpx
 from bench.common.console import say
 from bench.harness.admin import AdminClient, AdminError, RunInfo
 from bench.harness.driver import Driver, RequestRecord
+from bench.harness.due import DueRule, teacher_count
 from bench.harness.examples import Example
 from bench.harness.latency import BusyProbes, idle_probes, latency_summary
 
@@ -46,6 +47,8 @@ class LoopConfig:
     first_round_at: int = 0
     """Teacher answers before the first round (the proxy's train_min_rows): the scheduler
     starts no run with fewer, and a forced one would fail for want of rows."""
+    per_task: bool = False
+    """Count teacher answers per task (the proxy's per-task loop): `bench.harness.due`."""
 
 
 SpendProbe = Callable[[], Awaitable[float | None]]
@@ -157,10 +160,6 @@ async def run_round(admin: AdminClient, known: set[str], cfg: LoopConfig) -> dic
     }
 
 
-def _teacher_count(records: list[RequestRecord]) -> int:
-    return sum(1 for r in records if r.route == "teacher")
-
-
 @dataclass(slots=True)
 class Phase:
     """What the learning phase talks to, and its progress so far."""
@@ -171,6 +170,7 @@ class Phase:
     spend: SpendProbe
     known_runs: set[str]
     logged: int  # requests the proxy's log should hold by now
+    due: DueRule
 
 
 def _share(records: list[RequestRecord]) -> float:
@@ -182,25 +182,23 @@ async def _segment(ph: Phase, items: list[tuple[int, Example]], round_no: int) -
     retrain = ph.cfg.max_rounds is None or round_no <= ph.cfg.max_rounds
     costs_before = await proxy_costs(ph.admin, ph.logged, ph.cfg.log_flush_wait)
     before = await ph.spend()
-    every = ph.cfg.retrain_every
-    if round_no == 1:
-        every = max(every, ph.cfg.first_round_at)
     records = await ph.driver.run(
-        items, "learning", round_no,
-        stop=(lambda recs: _teacher_count(recs) >= every) if retrain else None,
-    )  # fmt: skip
+        items, "learning", round_no, stop=ph.due.stop(round_no) if retrain else None
+    )
+    due = retrain and ph.due.is_due(records, round_no)
+    ph.due.add(records)
     ph.logged += len(records)
     costs_after = await proxy_costs(ph.admin, ph.logged, ph.cfg.log_flush_wait)
     calibration_end = await ph.admin.calibration()  # what served the segment, at its end
     after = await ph.spend()  # after the log settled: shadow calls are in it too
-    say(f"round {round_no}: {len(records)} requests, {_teacher_count(records)} to the "
+    say(f"round {round_no}: {len(records)} requests, {teacher_count(records)} to the "
         f"teacher, served accuracy {_share(records):.3f}")  # fmt: skip
     return {
         "round": round_no,
         "records": [r.to_dict() for r in records],
         "proxy_cost": _delta(costs_after, costs_before),
         "teacher_spend_usd": None if after is None or before is None else after - before,
-        "due": retrain and _teacher_count(records) >= every,
+        "due": due,
         "calibration_end": calibration_end,
     }
 
@@ -216,6 +214,8 @@ async def _close_round(
         seg.update(await run_round(ph.admin, ph.known_runs, ph.cfg))
     finally:
         during = await busy.stop()
+    if seg["run"]["status"] in ("promoted", "rejected"):  # judged: that task starts again
+        ph.due.ran(seg["run"]["raw"].get("task"))
     idle = await idle_probes(ph.driver, validation, round_no)
     ph.logged += len(during) + len(idle)
     seg["latency_probes"] = {
@@ -246,7 +246,8 @@ async def learning_phase(
     """All traffic through the learning proxy, one segment per re-distillation round."""
     start = await proxy_costs(admin, wait=cfg.log_flush_wait)
     known = {run.id for run in await admin.runs()}
-    ph = Phase(driver, admin, cfg, spend, known, int(start["requests"]) if start else 0)
+    due = DueRule(cfg.retrain_every, cfg.first_round_at, cfg.per_task)
+    ph = Phase(driver, admin, cfg, spend, known, int(start["requests"]) if start else 0, due)
     segments: list[dict[str, Any]] = []
     pos = 0
     while pos < len(traffic):

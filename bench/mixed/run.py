@@ -134,6 +134,7 @@ class MixedBench:
             s.run_timeout,
             s.ready_timeout,
             first_round_at=s.train_min_rows,
+            per_task=True,  # the proxy's default loop: a student per task
         )
         try:
             await learn(

@@ -9,6 +9,7 @@ import pytest
 from bench.banking77.data import Example
 from bench.banking77.driver import Driver, DriverConfig, RequestRecord
 from bench.harness.admin import AdminClient, RunInfo, _as_runs
+from bench.harness.due import DueRule
 from bench.harness.rounds import FORCE_STUDENT, VALIDATION_BODY, LoopConfig, learning_phase
 
 
@@ -140,3 +141,28 @@ def test_run_list_shapes() -> None:
     assert _as_runs({"runs": [{"id": 3, "status": "running"}]})[0].id == "3"
     assert _as_runs([{"run_id": "a", "status": "Succeeded"}])[0].finished
     assert not _as_runs([{"id": "a", "status": "training"}])[0].finished
+
+
+def _answered(task: str, n: int, route: str = "teacher") -> list[RequestRecord]:
+    return [
+        RequestRecord("learning", 1, i, "x", False, 200, route=route, task_seen=task)
+        for i in range(n)
+    ]
+
+
+def test_a_round_is_due_per_task_when_one_task_has_its_rows() -> None:
+    """The proxy's per-task loop trains a task once it has `every` new teacher answers (its
+    first run: train_min_rows): counting all tasks together would end segments where no
+    task is due."""
+    rule = DueRule(every=3, first=5, per_task=True)
+    mixed = _answered("a", 4) + _answered("b", 4) + _answered("a", 9, route="student")
+    assert not rule.is_due(mixed, 1)  # 8 teacher answers, but no task has 5
+    assert rule.is_due([*mixed, *_answered("a", 1)], 1)
+    rule.add([*mixed, *_answered("a", 1)])
+    rule.ran("a")  # a's run was judged: a counts from 0, and needs only `every` now
+    assert not rule.is_due(_answered("a", 2), 2)
+    assert rule.is_due(_answered("a", 3), 2)
+    assert rule.is_due(_answered("b", 1), 2)  # b: 4 before + 1 reaches its first 5
+    overall = DueRule(every=3, first=5)
+    assert overall.is_due(_answered("a", 2) + _answered("b", 3), 1)
+    assert not overall.is_due(_answered("a", 2), 2) and overall.is_due(_answered("b", 3), 2)

@@ -5,16 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.harness.plots import pyplot
 from bench.harness.stats import Prices, baseline_costs, rolling
-
-
-def _matplotlib() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display on benchmark machines
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _request_series(raw: dict[str, Any]) -> tuple[list[float], list[float], list[int]]:
@@ -43,7 +35,7 @@ def plot_routing_cost(raw: dict[str, Any], out: Path) -> Path | None:
     flags, ratios, bounds = _request_series(raw)
     if not flags:
         return None
-    plt = _matplotlib()
+    plt = pyplot()
     window = max(10, min(100, len(flags) // 10))
     x = list(range(1, len(flags) + 1))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
@@ -69,7 +61,7 @@ def plot_routing_cost(raw: dict[str, Any], out: Path) -> Path | None:
 def plot_accuracy(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> Path | None:
     if not rows:
         return None
-    plt = _matplotlib()
+    plt = pyplot()
     rounds = [r["round"] for r in rows]
     student = [r["student_only_accuracy"] for r in rows]
     served = [

@@ -1,4 +1,5 @@
-"""Turns a mixed run's raw record into results/: summary.json, rounds.json, results.md.
+"""Turns a mixed run's raw record into results/: summary.json, rounds.json, results.md and
+the plots (routing.png, quality.png).
 
     python -m bench.mixed.report bench/mixed/work/<run>/raw.json [--out DIR]
 
@@ -21,6 +22,7 @@ from bench.harness.task import Record, Task
 from bench.mixed.config import build_tasks
 from bench.mixed.goals import goals
 from bench.mixed.report_md import render_markdown
+from bench.mixed.report_plots import write_plots
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -102,11 +104,15 @@ def build_summary(raw: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
 
 
 def write_report(raw: dict[str, Any], out_dir: Path = DEFAULT_OUT) -> dict[str, Any]:
-    """Writes summary.json, rounds.json and results.md; returns the summary."""
+    """Writes summary.json, rounds.json, results.md and the plots; returns the summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = build_tasks([n for n in raw["tasks"]])
     rows = build_rounds(raw, tasks)
     summary = build_summary(raw, rows)
+    try:
+        summary["plots"] = write_plots(raw, rows, out_dir)
+    except ImportError as exc:  # matplotlib is a dev dependency: the numbers do not need it
+        summary["plots"] = f"not drawn: {exc}"
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out_dir / "rounds.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
     (out_dir / "results.md").write_text(render_markdown(summary, rows))

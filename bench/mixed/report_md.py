@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -109,6 +110,9 @@ def render_markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "Thresholds as the proxy reports them (`GET /admin/tasks`, else the one of "
         "`GET /admin/calibration`).",
     ]
+    plots = summary.get("plots")
+    if isinstance(plots, list) and plots:
+        out += ["", "## Plots", "", *[f"![{Path(p).stem}]({p})" for p in plots]]
     notes = summary.get("notes") or []
     if notes:
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]

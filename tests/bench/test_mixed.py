@@ -119,7 +119,12 @@ def _raw(bench: MixedBench, n: int = 400, broken: int | None = None) -> dict[str
 
 def test_report_per_task_and_goals(full_bench: MixedBench, tmp_path: Any) -> None:
     summary = write_report(_raw(full_bench), tmp_path)
-    assert {"summary.json", "rounds.json", "results.md"} <= {p.name for p in tmp_path.iterdir()}
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"summary.json", "rounds.json", "results.md", "routing.png"} <= written
+    # No validation rounds in this record: the quality plot has nothing to draw.
+    assert summary["plots"] == ["routing.png"] and "quality.png" not in written
+    assert (tmp_path / "routing.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![routing](routing.png)" in (tmp_path / "results.md").read_text()
     quarter = summary["final_quarter"]
     assert set(quarter["tasks"]) == set(full_bench.tasks)
     b = quarter["tasks"]["banking77"]

@@ -105,7 +105,7 @@ class TrainConfig:
         default=200, metadata=_help("Shortest system message worth pruning (characters).")
     )
     closed_set_max: int = field(
-        default=100,
+        default=200,
         metadata=_help(
             "Most distinct teacher answers for the task to count as closed-set (0: never)."
         ),

@@ -110,7 +110,10 @@ def latency(raw: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         "fallback_p50_ms": fallback,
         "direct_teacher_p50_ms": direct,
         "fallback_extra_ms": extra,
-        "met": None not in (p50, p95, served, extra)
+        "met": p50 is not None
+        and p95 is not None
+        and served is not None
+        and extra is not None
         and p50 <= IDLE_P50_MS
         and p95 <= IDLE_P95_MS
         and served <= SERVED_P50_MS

@@ -210,7 +210,8 @@ def lora_train_mask(texts: Sequence[str], labels: list[str], split: dict[str, fl
     """The trainer's own split (a pure function of the prompt hash): True where the LoRA
     trained on the query, False where its run held it out for eval or calibration."""
     known = {f.name for f in fields(TrainConfig)}
-    cfg = replace(TrainConfig(), **{k: v for k, v in split.items() if k in known})
+    overrides: dict[str, Any] = {k: v for k, v in split.items() if k in known}
+    cfg = replace(TrainConfig(), **overrides)
     hashes = (prompt_hash(build_messages(text, labels)) for text in texts)
     return np.array([split_of(h, cfg) == "train" for h in hashes])
 

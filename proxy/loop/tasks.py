@@ -4,13 +4,16 @@ One run at a time on a CPU machine, so the loop trains the task where a run is w
 most: its expected savings per CPU minute,
 
     requests in the last `WINDOW` x teacher cost per request x share not yet served by
-    the student / expected minutes of a run of that task,
+    the student x share of its teacher answers the student has not learnt from yet /
+    expected minutes of a run of that task,
 
-the minutes being the mean of the task's previous runs (else of all runs, else
-`DEFAULT_RUN_MINUTES`). The rows trigger considers only tasks with `train_every_rows` new
-teacher answers since their last run (`train_min_rows` for a first run); a manual or
-scheduled run without a task takes the best task with any teacher answers. Excluded tasks
-are never trained.
+the last share being what a run adds: all of it for a first run, less for each refit of a
+task that already learnt from most of its rows (diminishing returns, so a cheap refit of a
+well-fed task does not starve a task whose first runs are still ahead). The minutes are the
+mean of the task's previous runs (else of all runs, else `DEFAULT_RUN_MINUTES`). The rows
+trigger considers only tasks with `train_every_rows` new teacher answers since their last
+run (`train_min_rows` for a first run); a manual or scheduled run without a task takes the
+best task with any teacher answers. Excluded tasks are never trained.
 """
 
 from __future__ import annotations
@@ -54,11 +57,18 @@ class TaskTraffic:
     def unserved_share(self) -> float:
         return 1.0 - self.student_served / self.recent if self.recent else 1.0
 
+    @property
+    def new_share(self) -> float:
+        """Share of the teacher answers a run would learn from for the first time."""
+        if not self.has_run or self.teacher_rows <= 0:
+            return 1.0
+        return min(1.0, self.new_teacher_rows / self.teacher_rows)
+
 
 def savings_per_minute(t: TaskTraffic, default_minutes: float) -> float:
     cost = t.cost_per_request if t.cost_per_request else UNPRICED_COST
     minutes = t.run_minutes or default_minutes
-    return t.recent * cost * t.unserved_share / max(minutes, 1e-3)
+    return t.recent * cost * t.unserved_share * t.new_share / max(minutes, 1e-3)
 
 
 def choose(

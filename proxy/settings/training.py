@@ -103,7 +103,7 @@ class TrainingSettings(BaseModel):
         "and strip it from the student's input (training and serving).",
     )
     train_closed_set_max: int = Field(
-        100,
+        200,
         ge=0,
         description="Most distinct teacher answers for a task to be served as a "
         "closed set (structured choice); 0 disables.",

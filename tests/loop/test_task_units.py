@@ -3,6 +3,8 @@ minute) and the serving slots by task."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from proxy.loop.tasks import DEFAULT_RUN_MINUTES, TaskTraffic, choose, savings_per_minute
 from proxy.serving.student_state import ActiveStudent, ActiveStudents, StudentVersion
 from proxy.tasks.config import TaskOverride
@@ -22,6 +24,29 @@ def test_savings_are_volume_times_cost_times_unserved_share_per_minute() -> None
     assert savings_per_minute(t, DEFAULT_RUN_MINUTES) == 200 * 0.02 * 0.75 / 10.0
     unpriced = _traffic("b", cost_per_request=None, recent=10)
     assert savings_per_minute(unpriced, 5.0) == 10 * 1.0 * 1.0 / 5.0
+
+
+def test_a_refit_is_worth_the_share_of_rows_it_learns_from_first() -> None:
+    refit = _traffic("a", has_run=True, teacher_rows=1000, new_teacher_rows=200, run_minutes=1.0)
+    assert savings_per_minute(refit, DEFAULT_RUN_MINUTES) == 100 * 0.01 * 1.0 * 0.2 / 1.0
+    first = _traffic("b", teacher_rows=180, new_teacher_rows=180, run_minutes=None)
+    assert savings_per_minute(first, 1.0) == 100 * 0.01 * 1.0 * 1.0 / 1.0
+
+
+def test_a_cheap_refit_of_a_well_fed_task_does_not_starve_a_slow_task() -> None:
+    # A vote refit (seconds) of a task that serves 70% and knows 1,000 rows, against a
+    # LoRA task (10 minutes a run) that serves nothing yet and has doubled its rows.
+    vote = _traffic(
+        "intents", recent=400, student_served=280, teacher_rows=1200, new_teacher_rows=200,
+        has_run=True, run_minutes=0.3,
+    )  # fmt: skip
+    lora = _traffic(
+        "extraction", recent=250, teacher_rows=400, new_teacher_rows=200, has_run=True,
+        run_minutes=10.0,
+    )  # fmt: skip
+    assert choose([vote, lora], {}, every=200, min_rows=180).task == "intents"
+    fed = replace(vote, student_served=360, teacher_rows=3000)  # serves 90%, knows 3,000
+    assert choose([fed, lora], {}, every=200, min_rows=180).task == "extraction"
 
 
 def test_the_task_with_the_most_savings_per_cpu_minute_is_trained() -> None:

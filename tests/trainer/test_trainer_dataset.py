@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -320,6 +321,17 @@ def test_closed_set_detected(snapshot: SnapshotWriter) -> None:
     assert sel.closed_set == sorted(labels)
     assert select_dataset(snapshot(rows), cfg(closed_set_max=2)).closed_set is None
     assert select_dataset(snapshot(rows), cfg(closed_set_max=0)).closed_set is None
+
+
+def test_many_labels_seen_once_or_twice_are_a_closed_set(snapshot: SnapshotWriter) -> None:
+    # 200 rows of a 151-intent task (CLINC150): about 1.3 rows a label, most seen twice.
+    rng = random.Random(7)
+    answers = [f"intent_{rng.randrange(151)}" for _ in range(200)]
+    sel = select_dataset(snapshot([build_row(i, answer=a) for i, a in enumerate(answers)]), cfg())
+    assert sel.closed_set is not None and len(sel.closed_set) > 100
+    # Mostly distinct short answers stay free text even with a few repeats.
+    mostly_distinct = [build_row(i, answer=f"reply {i if i % 4 else 0}") for i in range(40)]
+    assert select_dataset(snapshot(mostly_distinct), cfg()).closed_set is None
 
 
 def test_free_text_is_not_a_closed_set(snapshot: SnapshotWriter) -> None:

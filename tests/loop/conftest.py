@@ -80,7 +80,7 @@ class LoopHarness:
             time.sleep(0.05)
         raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s")
 
-    def wait_for(self, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    def wait_for(self, check: Callable[[], Any], timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = check()

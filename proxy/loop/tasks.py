@@ -4,12 +4,16 @@ One run at a time on a CPU machine, so the loop trains the task where a run is w
 most: its expected savings per CPU minute,
 
     requests in the last `WINDOW` x teacher cost per request x share not yet served by
-    the student x share of its teacher answers the student has not learnt from yet /
-    expected minutes of a run of that task,
+    the student x share the student can reach x share of its teacher answers the student
+    has not learnt from yet / expected minutes of a run of that task,
 
-the last share being what a run adds: all of it for a first run, less for each refit of a
-task that already learnt from most of its rows (diminishing returns, so a cheap refit of a
-well-fed task does not starve a task whose first runs are still ahead). The minutes are the
+the reachable share being the held-out agreement with the teacher of the task's last judged
+run (its better of candidate and incumbent; all of it before a first run, at least
+`MIN_REACHABLE`), so a task no student can match (free-form text) stops taking the CPU
+after a run or two; the last share is what a run adds: all of it for a first run, less for
+each refit of a task that already learnt from most of its rows (diminishing returns, so a
+cheap refit of a well-fed task does not starve a task whose first runs are still ahead). The
+minutes are the
 mean of the task's previous runs (else of all runs, else `DEFAULT_RUN_MINUTES`). The rows
 trigger considers only tasks with `train_every_rows` new teacher answers since their last
 run (`train_min_rows` for a first run); a manual or scheduled run without a task takes the
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from proxy.loop.store import utcnow
 from proxy.tasks.config import TaskOverride
 
@@ -31,6 +37,9 @@ DEFAULT_RUN_MINUTES = 30.0
 """A first run's expected length when no run finished yet (a LoRA run on 2 CPU cores)."""
 UNPRICED_COST = 1.0
 """Teacher cost per request where no prices are configured: volume and share decide."""
+MIN_REACHABLE = 0.05
+"""The least reachable share: a task its last run did not match still gets a run now and
+then, as its rows grow."""
 _RAN = ("promoted", "rejected")
 
 
@@ -52,10 +61,20 @@ class TaskTraffic:
     has_run: bool
     run_minutes: float | None
     """Mean minutes of its runs that finished training (None: none yet)."""
+    last_agreement: float | None = None
+    """Held-out agreement with the teacher of its last judged run, the better of candidate
+    and incumbent (None: no run judged yet)."""
 
     @property
     def unserved_share(self) -> float:
         return 1.0 - self.student_served / self.recent if self.recent else 1.0
+
+    @property
+    def reachable_share(self) -> float:
+        """Share of its traffic a student may come to serve, as far as its runs tell."""
+        if self.last_agreement is None:
+            return 1.0
+        return min(1.0, max(MIN_REACHABLE, self.last_agreement))
 
     @property
     def new_share(self) -> float:
@@ -68,7 +87,8 @@ class TaskTraffic:
 def savings_per_minute(t: TaskTraffic, default_minutes: float) -> float:
     cost = t.cost_per_request if t.cost_per_request else UNPRICED_COST
     minutes = t.run_minutes or default_minutes
-    return t.recent * cost * t.unserved_share * t.new_share / max(minutes, 1e-3)
+    share = t.unserved_share * t.reachable_share * t.new_share
+    return t.recent * cost * share / max(minutes, 1e-3)
 
 
 def choose(
@@ -114,7 +134,7 @@ WHERE r.task IS NOT NULL
 GROUP BY r.task
 """
 _RUN_TIMES_SQL = (
-    "SELECT task, started_at, finished_at FROM runs WHERE task IS NOT NULL "
+    "SELECT task, started_at, finished_at, metrics_json FROM runs WHERE task IS NOT NULL "
     "AND status IN ('promoted', 'rejected') AND started_at IS NOT NULL "
     "AND finished_at IS NOT NULL ORDER BY created_at DESC LIMIT 200"
 )
@@ -122,17 +142,46 @@ _RUN_TIMES_SQL = (
 
 def _run_minutes(rows: list[tuple[Any, ...]]) -> dict[str, float]:
     spans: dict[str, list[float]] = {}
-    for task, started, finished in rows:
+    for task, started, finished, _ in rows:
         if isinstance(started, datetime) and isinstance(finished, datetime):
             spans.setdefault(str(task), []).append((finished - started).total_seconds() / 60)
     return {task: sum(v) / len(v) for task, v in spans.items()}
+
+
+def best_agreement(metrics: Any) -> float | None:
+    """The better held-out agreement of a judged run's candidate and incumbent (its
+    `metrics_json`: a dict, or its JSON text on DuckDB)."""
+    if isinstance(metrics, str | bytes):
+        try:
+            metrics = orjson.loads(metrics)
+        except orjson.JSONDecodeError:
+            return None
+    if not isinstance(metrics, dict):
+        return None
+    found = [
+        float(side["agreement"])
+        for key in ("candidate", "incumbent")
+        if isinstance(side := metrics.get(key), dict)
+        and isinstance(side.get("agreement"), int | float)
+    ]
+    return max(found) if found else None
+
+
+def _last_agreements(rows: list[tuple[Any, ...]]) -> dict[str, float]:
+    """Per task, the agreement of its newest judged run (rows come newest first)."""
+    out: dict[str, float] = {}
+    for task, _, _, metrics in rows:
+        if str(task) not in out and (agreement := best_agreement(metrics)) is not None:
+            out[str(task)] = agreement
+    return out
 
 
 def task_traffic(cur: Any, now: datetime | None = None) -> list[TaskTraffic]:
     """Every task's traffic from the log (a DuckDB connection or a translating cursor)."""
     since = (now or utcnow()) - WINDOW
     rows = cur.execute(_TRAFFIC_SQL, [since, since, since]).fetchall()
-    minutes = _run_minutes(cur.execute(_RUN_TIMES_SQL).fetchall())
+    runs = cur.execute(_RUN_TIMES_SQL).fetchall()
+    minutes, agreements = _run_minutes(runs), _last_agreements(runs)
     return [
         TaskTraffic(
             task=str(task),
@@ -143,6 +192,7 @@ def task_traffic(cur: Any, now: datetime | None = None) -> list[TaskTraffic]:
             new_teacher_rows=int(new or 0),
             has_run=last is not None,
             run_minutes=minutes.get(str(task)),
+            last_agreement=agreements.get(str(task)),
         )  # fmt: skip
         for task, recent, student, cost, teacher, new, last in rows
     ]

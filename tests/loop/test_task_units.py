@@ -3,9 +3,23 @@ minute) and the serving slots by task."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from proxy.loop.tasks import DEFAULT_RUN_MINUTES, TaskTraffic, choose, savings_per_minute
+import duckdb
+
+from proxy.logstore.schema import migrate
+from proxy.loop.tasks import (
+    DEFAULT_RUN_MINUTES,
+    MIN_REACHABLE,
+    TaskTraffic,
+    best_agreement,
+    choose,
+    savings_per_minute,
+    task_traffic,
+)
 from proxy.serving.student_state import ActiveStudent, ActiveStudents, StudentVersion
 from proxy.tasks.config import TaskOverride
 
@@ -47,6 +61,34 @@ def test_a_cheap_refit_of_a_well_fed_task_does_not_starve_a_slow_task() -> None:
     assert choose([vote, lora], {}, every=200, min_rows=180).task == "intents"
     fed = replace(vote, student_served=360, teacher_rows=3000)  # serves 90%, knows 3,000
     assert choose([fed, lora], {}, every=200, min_rows=180).task == "extraction"
+
+
+def test_a_task_no_run_could_match_stops_taking_the_cpu() -> None:
+    # Free-form replies: its last run agreed with the teacher on 2% of the held-out rows.
+    control = _traffic(
+        "freeform", recent=100, teacher_rows=600, new_teacher_rows=200, has_run=True,
+        run_minutes=5.0, last_agreement=0.02,
+    )  # fmt: skip
+    extraction = _traffic(
+        "extraction", recent=250, student_served=0, teacher_rows=1200, new_teacher_rows=200,
+        has_run=True, run_minutes=10.0, last_agreement=0.45,
+    )  # fmt: skip
+    assert control.reachable_share == MIN_REACHABLE
+    assert extraction.reachable_share == 0.45
+    assert _traffic("new").reachable_share == 1.0  # no run judged yet: all of it
+    assert choose([control, extraction], {}, every=200, min_rows=180).task == "extraction"
+    # Without that evidence the control would win: it is cheaper and knows fewer rows.
+    blind = replace(control, last_agreement=None)
+    assert choose([blind, extraction], {}, every=200, min_rows=180).task == "freeform"
+
+
+def test_the_agreement_of_a_judged_run_is_read_from_its_metrics() -> None:
+    metrics = {"candidate": {"agreement": 0.31}, "incumbent": {"agreement": 0.4}}
+    assert best_agreement(metrics) == 0.4
+    assert best_agreement('{"candidate": {"agreement": 0.5, "n": 38}}') == 0.5  # DuckDB text
+    assert best_agreement({"candidate": {"agreement": None}}) is None
+    assert best_agreement("not json") is None
+    assert best_agreement(None) is None
 
 
 def test_the_task_with_the_most_savings_per_cpu_minute_is_trained() -> None:
@@ -104,3 +146,31 @@ def test_scope_all_has_one_slot_and_too_little_traffic_needs_other_tasks() -> No
     assert active.too_little_traffic("a", 50) and not active.too_little_traffic("b", 50)
     active.put("a", StudentVersion("distill-r1", "r1", task="a"))
     assert not active.too_little_traffic("a", 50)  # it has a version of its own
+
+
+def test_task_traffic_reads_each_tasks_newest_judged_run_from_duckdb(tmp_path: Path) -> None:
+    conn = duckdb.connect(str(tmp_path / "log.duckdb"))
+    migrate(conn)
+    now = datetime(2026, 12, 3, 9, 0)
+    runs = [  # (id, task, minutes ago, candidate agreement): the newest judged run counts
+        ("r1", "freeform", 50, 0.3),
+        ("r2", "freeform", 20, 0.02),
+        ("r3", "intents", 10, 0.7),
+    ]
+    for run_id, task, ago, agreement in runs:
+        started = now - timedelta(minutes=ago)
+        conn.execute(
+            "INSERT INTO runs (id, created_at, started_at, finished_at, status, metrics_json, "
+            "task) VALUES (?, ?, ?, ?, 'rejected', ?, ?)",
+            [run_id, started, started, started + timedelta(minutes=2),
+             json.dumps({"candidate": {"agreement": agreement}}), task],
+        )  # fmt: skip
+    conn.execute(
+        "INSERT INTO requests (id, created_at, route, task, teacher_text) VALUES "
+        "('q1', ?, 'teacher', 'freeform', 'a reply'), ('q2', ?, 'teacher', 'intents', 'card')",
+        [now, now],
+    )
+    traffic = {t.task: t for t in task_traffic(conn, now=now + timedelta(minutes=1))}
+    assert traffic["freeform"].last_agreement == 0.02
+    assert traffic["intents"].last_agreement == 0.7
+    assert traffic["freeform"].run_minutes == 2.0

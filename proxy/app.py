@@ -153,11 +153,12 @@ def _build_state(app: FastAPI, settings: Settings, transports: Transports) -> No
 
 
 def _vote_student(settings: Settings, http: httpx.AsyncClient) -> VoteStudent | None:
-    """The closed-set vote student and its encoder pool (None: closed sets use LoRA). Its
-    encoder is `encoder_url`, else the one `distill serve` runs beside its own student; an
-    external student without an encoder URL keeps the LoRA student for closed sets."""
+    """The students on the encoder (closed-set vote, extraction spans) and its pool (None:
+    those tasks use LoRA). Its encoder is `encoder_url`, else the one `distill serve` runs
+    beside its own student; an external student without an encoder URL keeps LoRA."""
     external_student = bool(settings.student_urls)
-    if settings.closed_set_student != "vote" or (external_student and not settings.encoder_url):
+    wanted = settings.closed_set_student == "vote" or settings.extraction_student == "spans"
+    if not wanted or (external_student and not settings.encoder_url):
         return None
     pool = StudentPool(
         http,

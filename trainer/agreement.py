@@ -26,6 +26,8 @@ from collections import Counter
 from typing import Any, Literal
 
 SHORT_ANSWER_WORDS = 8
+AGREE_MIN_SCORE = 0.8
+"""A student answer agrees with the teacher's when `agreement` scores it at least this."""
 Metric = Literal["exact_match", "token_f1", "json_fields"]
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")

@@ -16,6 +16,7 @@ from typing import Any
 
 FINISH_REASONS = frozenset({"stop", "length"})
 CLOSED_SET_STUDENTS = ("vote", "lora")
+EXTRACTION_STUDENTS = ("spans", "lora")
 
 DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?i)^\W*(i'?m|i am) (sorry|afraid),? (but )?i (can(no|')?t|won'?t|am not able|'m not able)",
@@ -126,6 +127,27 @@ class TrainConfig:
         metadata=_help(
             "A neighbour's vote weighs its cosine similarity to the query to this power "
             "(0: a plain majority); bench/closed_set/ compares the choices."
+        ),
+    )
+    extraction_student: str = field(
+        default="spans",
+        metadata=_help(
+            "Student of a span-shaped extraction task (JSON answers: a label and the "
+            "query's own words): `spans` (a label vote and a token tagger over the "
+            "encoder's states, fitted in seconds; trainer/spans.py) or `lora`."
+        ),
+    )
+    span_hidden: int = field(
+        default=256, metadata=_help("Hidden width of the span student's token tagger.")
+    )
+    span_epochs: int = field(
+        default=40, metadata=_help("Passes over the tagged tokens when fitting the tagger.")
+    )
+    span_folds: int = field(
+        default=4,
+        metadata=_help(
+            "Folds of the span student's out-of-fold calibration pairs (each fold's rows "
+            "answered by a tagger fitted without them)."
         ),
     )
     label_set: tuple[str, ...] = field(
@@ -256,6 +278,9 @@ class TrainConfig:
             (self.kd_temperature > 0, "kd_temperature must be > 0"),
             (self.closed_set_student in CLOSED_SET_STUDENTS, "closed_set_student: vote or lora"),
             (self.vote_k >= 1 and self.vote_power >= 0, "vote_k >= 1, vote_power >= 0"),
+            (self.extraction_student in EXTRACTION_STUDENTS, "extraction_student: spans or lora"),
+            (self.span_hidden >= 1 and self.span_epochs >= 1, "span_hidden, span_epochs >= 1"),
+            (self.span_folds >= 2, "span_folds must be >= 2"),
             (self.eval_max_new_tokens >= 1, "eval_max_new_tokens must be >= 1"),
             (0 <= self.eval_top_logprobs <= 20, "eval_top_logprobs must be in [0, 20]"),
         ]

@@ -1,4 +1,5 @@
-"""One distillation run: snapshot -> dataset -> LoRA (hard + soft labels) -> evaluation.
+"""One distillation run: snapshot -> dataset -> LoRA (hard + soft labels) -> evaluation, or
+for a closed-set or span-shaped extraction task a student on the encoder (``classifier/``).
 
     python -m trainer.run --snapshot S --run-dir D --base-model M [--config-json J]
         [--incumbent-adapter A] [--eval-url URL --eval-model NAME] [--since 7d]
@@ -29,11 +30,12 @@ from trainer.config import TrainConfig
 from trainer.convert_gguf import DEFAULT_MODEL_NAME, convert, is_converted
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
 from trainer.runfiles import write_error, write_json_atomic, write_phase
-from trainer.vote import VOTE_DIR
+from trainer.spans import SpanShape, span_shape
+from trainer.vote import VOTE_DIR, query_text
 
 if TYPE_CHECKING:
     from trainer.compare import EvalServer
-    from trainer.vote_fit import Encoder
+    from trainer.encoder import Encoder
 
 log = logging.getLogger("trainer.run")
 
@@ -94,14 +96,16 @@ def _run(
     log.info("dataset: %s", json.dumps(selection.summary()["counts"]))
     durations["select"] = time.monotonic() - t0
 
-    if selection.closed_set and cfg.closed_set_student == "vote":
-        if encoder is None:
+    student = _encoder_student(selection, cfg)
+    if student is not None:
+        if encoder is None or (student == "spans" and encoder.tokenizer is None):
             # Not a LoRA run instead: minutes of CPU for a student the task does not want.
             raise ValueError(
-                "a closed-set task's vote student needs the encoder server (--encoder-url; "
-                "the proxy passes it once its encoder is ready); or set closed_set_student=lora"
+                f"this task's {student} student needs the encoder server (--encoder-url, and "
+                "--encoder-tokenizer for spans; the proxy passes them once its encoder is "
+                "ready); or set closed_set_student / extraction_student = lora"
             )
-        return _vote_run(snapshot, run_dir, cfg, selection, encoder, durations, t0, run_id)
+        return _encoder_run(snapshot, run_dir, cfg, selection, encoder, durations, t0, run_id)
     # torch/trl only once there is something to train (`trainer.run` stays light to import).
     from trainer.sft import train_adapter
 
@@ -138,7 +142,21 @@ def _run(
     return report
 
 
-def _vote_run(
+def _encoder_student(selection: DatasetSelection, cfg: TrainConfig) -> str | None:
+    """`vote` (a closed set), `spans` (a span-shaped extraction) or None (LoRA)."""
+    if selection.closed_set:
+        return "vote" if cfg.closed_set_student == "vote" else None
+    if cfg.extraction_student == "spans" and _shape(selection) is not None:
+        return "spans"
+    return None
+
+
+def _shape(selection: DatasetSelection) -> SpanShape | None:
+    rows = selection.train
+    return span_shape([r.completion for r in rows], [query_text(r.messages) for r in rows])
+
+
+def _encoder_run(
     snapshot: Path,
     run_dir: Path,
     cfg: TrainConfig,
@@ -148,19 +166,25 @@ def _vote_run(
     t0: float,
     run_id: str,
 ) -> dict[str, Any]:
-    """A closed-set task's vote student: embed and store (seconds); the proxy's gate measures
-    it on the held-out rows, so the trainer does not evaluate it a second time."""
+    """A student on the encoder (the vote or the span student): embed, store, fit a head
+    (seconds); the proxy's gate measures it on the held-out rows, so the trainer does not
+    evaluate it a second time."""
+    from trainer.span_fit import fit_spans
     from trainer.vote_fit import fit_vote
 
     t1 = time.monotonic()
     write_phase(run_dir, "training")
-    fit = fit_vote(selection, cfg, encoder, run_dir / VOTE_DIR, run_dir.parent / ".vote-cache")
+    shape = None if selection.closed_set else _shape(selection)
+    if shape is not None:
+        fit = fit_spans(selection, shape, cfg, encoder, run_dir / VOTE_DIR)
+    else:
+        fit = fit_vote(selection, cfg, encoder, run_dir / VOTE_DIR, run_dir.parent / ".vote-cache")
     durations["train"] = time.monotonic() - t1
     durations["total"] = time.monotonic() - t0
     report = {
         "run_id": run_id,
         "snapshot": str(snapshot),
-        "student_kind": "vote",
+        "student_kind": fit["kind"],
         "config": cfg.to_dict(),
         "dataset": selection.summary(),
         "vote": fit,
@@ -168,7 +192,7 @@ def _vote_run(
     }
     write_json_atomic(run_dir / "report.json", report)
     write_phase(run_dir, "done")
-    log.info("run %s: vote student fitted in %.1f s", run_id, durations["total"])
+    log.info("run %s: %s student fitted in %.1f s", run_id, fit["kind"], durations["total"])
     return report
 
 
@@ -209,6 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-incumbent-model", help="name the incumbent is served under")
     p.add_argument("--encoder-url", help="encoder vLLM base URL (…/v1) for a vote student")
     p.add_argument("--encoder-model", help="encoder model name served at --encoder-url")
+    p.add_argument(
+        "--encoder-tokenizer", help="the encoder's tokenizer.json (token offsets: span student)"
+    )
     p.add_argument("--since", help="only rows since (ISO date/datetime or 7d, 12h, …)")
     p.add_argument("--run-id", help="run id (default: the run dir's name)")
     return p
@@ -250,9 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         encoder = None
         if args.encoder_url:
-            from trainer.vote_fit import Encoder
+            from trainer.encoder import Encoder
 
-            encoder = Encoder(args.encoder_url.rstrip("/"), args.encoder_model or "minilm")
+            encoder = Encoder(
+                args.encoder_url.rstrip("/"), args.encoder_model or "minilm", args.encoder_tokenizer
+            )
         run_distillation(
             args.snapshot,
             args.run_dir,

@@ -1,5 +1,5 @@
 """Fitting the vote student of a closed-set task: embed the training queries through the
-encoder's vLLM (`/v1/embeddings`, the server that embeds queries at serving time, so train
+encoder's vLLM (`trainer/encoder.py`, the server that embeds queries at serving time, so train
 and serve vectors match) and store them with the teacher's labels (`trainer/vote.py`).
 
 Embeddings are cached per encoder in ``<runs dir>/.vote-cache/`` by prompt hash, so a round
@@ -13,53 +13,17 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from trainer.agreement import normalize_answer
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection, TrainRow
+from trainer.encoder import Encoder
 from trainer.vote import LOO_FILE, VoteIndex, query_text
 
 log = logging.getLogger("trainer.vote")
-
-BATCH = 64
-TIMEOUT_S = 120.0
-
-
-class EncoderError(RuntimeError):
-    """The encoder server could not embed the rows."""
-
-
-@dataclass(frozen=True)
-class Encoder:
-    url: str
-    """Base URL ending in /v1."""
-    model: str
-
-    def embed(self, texts: Sequence[str], client: httpx.Client | None = None) -> np.ndarray:
-        own = client is None
-        http = client or httpx.Client(timeout=TIMEOUT_S, trust_env=False)
-        try:
-            starts = range(0, len(texts), BATCH)
-            out = [self._batch(http, list(texts[i : i + BATCH])) for i in starts]
-        finally:
-            if own:
-                http.close()
-        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-    def _batch(self, http: httpx.Client, texts: list[str]) -> np.ndarray:
-        try:
-            body = {"model": self.model, "input": texts}
-            response = http.post(f"{self.url}/embeddings", json=body)
-            response.raise_for_status()
-            data = sorted(response.json()["data"], key=lambda d: d["index"])
-            return np.asarray([d["embedding"] for d in data], dtype=np.float32)
-        except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
-            raise EncoderError(f"embedding {len(texts)} texts at {self.url} failed: {exc}") from exc
 
 
 class EmbeddingCache:

@@ -24,6 +24,7 @@ import duckdb
 from proxy.logstore.backend import LogStoreUnavailable
 from proxy.loop.train_config import train_config_from_settings
 from proxy.settings import Settings
+from proxy.student.encoder import encoder_tokenizer
 from proxy.student.model import resolve_base_model
 from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection, NotEnoughData, parse_since, select_dataset
@@ -53,13 +54,14 @@ def load_train_config(settings: Settings, config_path: Path | None) -> TrainConf
 
 def _vote_encoder(settings: Settings, cfg: TrainConfig) -> tuple[TrainConfig, Any]:
     """The encoder a local run embeds with (`encoder_url`); without one, and without a
-    server running its own, a closed-set task gets the LoRA student."""
-    from trainer.vote_fit import Encoder
+    server running its own, closed-set and extraction tasks get the LoRA student."""
+    from trainer.encoder import Encoder
 
     if settings.encoder_url:
-        return cfg, Encoder(settings.encoder_url, settings.encoder_served_name)
-    if cfg.closed_set_student == "vote":
-        cfg = dataclasses.replace(cfg, closed_set_student="lora")
+        tokenizer = encoder_tokenizer(settings)
+        name = settings.encoder_served_name
+        return cfg, Encoder(settings.encoder_url, name, str(tokenizer) if tokenizer else None)
+    cfg = dataclasses.replace(cfg, closed_set_student="lora", extraction_student="lora")
     return cfg, None
 
 

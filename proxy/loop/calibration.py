@@ -49,9 +49,8 @@ from statistics import NormalDist
 from typing import Any
 
 from proxy.loop.binomial import binom_cdf, clopper_pearson_upper
-from trainer.agreement import agreement
+from trainer.agreement import AGREE_MIN_SCORE, agreement
 
-AGREE_MIN_SCORE = 0.8
 MAX_TESTS = 20
 """Most candidate thresholds (the walk stops at the first it cannot pass: fewer, coarser
 steps make a noisy stretch less likely to end it early)."""

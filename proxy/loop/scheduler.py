@@ -42,6 +42,7 @@ from proxy.loop.runs import RunConflict, RunManager
 from proxy.loop.store import LoopStore, VersionRow, utcnow
 from proxy.serving.student_state import ActiveStudents
 from proxy.settings import Settings
+from proxy.student.encoder import encoder_tokenizer
 from proxy.student.model import default_model_dir
 
 log = logging.getLogger("distill.loop")
@@ -133,6 +134,9 @@ def _trainer_args(state: Any, promoter: Promoter, task: str | None) -> list[str]
     encoder = _encoder_url(state)
     if encoder:
         args += ["--encoder-url", encoder, "--encoder-model", state.settings.encoder_served_name]
+        tokenizer = encoder_tokenizer(state.settings)
+        if tokenizer is not None:
+            args += ["--encoder-tokenizer", str(tokenizer)]
     urls, base_name = _replica_urls(state), _base_name(state)
     if urls and base_name and state.pool.available():
         # No --eval-incumbent-model: runs skip the incumbent (the gate measures it).
@@ -173,8 +177,9 @@ def build_loop(app: Any) -> LoopServices:
     )
     if getattr(state, "vote", None) is None:
         # No encoder here (closed_set_student=lora, or an external student without
-        # DISTILL_ENCODER_URL): a closed-set task gets the LoRA student.
+        # DISTILL_ENCODER_URL): closed-set and extraction tasks get the LoRA student.
         runs.run_defaults["closed_set_student"] = "lora"
+        runs.run_defaults["extraction_student"] = "lora"
     return LoopServices(
         store,
         lora,

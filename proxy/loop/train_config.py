@@ -39,6 +39,7 @@ def train_config_from_settings(settings: Settings, **overrides: Any) -> TrainCon
         "prune_prompt": settings.train_prune_prompt,
         "closed_set_max": settings.train_closed_set_max,
         "closed_set_student": settings.closed_set_student,
+        "extraction_student": settings.extraction_student,
         "vote_k": settings.train_vote_k,
         "vote_power": settings.train_vote_power,
         "label_set": split_csv(settings.train_label_set or ""),

@@ -1,5 +1,6 @@
-"""The vote student at serving time: embed the query on the encoder's vLLM, vote over the
-version's index (`trainer/vote.py`), answer as a chat completion.
+"""The students on the encoder at serving time: embed the query on the encoder's vLLM, vote
+over the version's index (`trainer/vote.py`) or tag its spans (`trainer/spans.py`, a
+span-shaped extraction), answer as a chat completion.
 
 The answer is the chat completion the teacher would have given for a closed-set task: the
 label as the message content, `finish_reason` "stop", usage from the encoder's token count.
@@ -26,6 +27,8 @@ from proxy.serving.student_state import StudentVersion
 from proxy.upstream.client import decode_json
 from proxy.upstream.students import StudentPool
 from trainer.confidence import score_response
+from trainer.encoder import mean_pool, parse_states, pooling_body, pooling_url
+from trainer.spans import SpanAnswer, SpanStudent, is_span_dir
 from trainer.vote import Vote, VoteIndex, log_share, query_text
 
 SCORER = "sequence_prob"
@@ -44,18 +47,19 @@ class VoteStudent:
         self.pool = pool
         self.encoder_name = encoder_name
         self.timeout = timeout
-        self._indexes: dict[str, VoteIndex] = {}
+        self._indexes: dict[str, VoteIndex | SpanStudent] = {}
 
     # --- versions ------------------------------------------------------------------------
     def load(self, name: str, directory: Path) -> None:
         """Raises `VoteIndexError` when the directory holds no readable index."""
         if name not in self._indexes:
-            self._indexes[name] = VoteIndex.load(directory)
+            loader = SpanStudent.load if is_span_dir(directory) else VoteIndex.load
+            self._indexes[name] = loader(directory)
 
     def unload(self, name: str) -> None:
         self._indexes.pop(name, None)
 
-    def index(self, name: str) -> VoteIndex | None:
+    def index(self, name: str) -> VoteIndex | SpanStudent | None:
         return self._indexes.get(name)
 
     def loaded(self) -> list[str]:
@@ -68,28 +72,38 @@ class VoteStudent:
     async def embed(
         self, texts: list[str], timeout: float | None = None, force: bool = False
     ) -> tuple[np.ndarray, int]:
-        """(vectors, prompt tokens) from one encoder replica; raises `UpstreamError`.
+        """(sentence vectors, prompt tokens) from one encoder replica; raises
+        `UpstreamError`."""
+        states, tokens = await self.token_states(texts, timeout, force)
+        return mean_pool(states), tokens
+
+    async def token_states(
+        self, texts: list[str], timeout: float | None = None, force: bool = False
+    ) -> tuple[list[np.ndarray], int]:
+        """(per-token states of each text, prompt tokens) from one encoder replica; raises
+        `UpstreamError`.
 
         A connection error is retried once: an embedding is idempotent, and a pooled
         connection the encoder closed while idle fails the first request that reuses it."""
         try:
-            return await self._embed_once(texts, timeout, force)
+            return await self._pool_once(texts, timeout, force)
         except UpstreamTimeout:
             raise
         except UpstreamError:
-            return await self._embed_once(texts, timeout, force)
+            return await self._pool_once(texts, timeout, force)
 
-    async def _embed_once(
+    async def _pool_once(
         self, texts: list[str], timeout: float | None, force: bool
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[list[np.ndarray], int]:
         endpoint = self.pool.pick(force)
         if endpoint is None:
             raise ServiceUnavailable(f"the encoder is unavailable: {self.pool.reason()}")
-        body = {"model": self.encoder_name, "input": texts}
         endpoint.inflight += 1
         try:
             response = await endpoint.upstream.post_json(
-                "/embeddings", body, timeout or self.timeout
+                pooling_url(endpoint.upstream.base_url),
+                pooling_body(self.encoder_name, texts),
+                timeout or self.timeout,
             )
         except UpstreamError:
             endpoint.breaker.failure()
@@ -102,12 +116,11 @@ class VoteStudent:
             raise UpstreamError(f"encoder answered {response.status_code}")
         endpoint.breaker.success()
         try:
-            data = sorted(payload["data"], key=lambda d: d["index"])
-            vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamError(f"encoder sent an unexpected embeddings payload: {exc}") from exc
+            states = parse_states(payload)
+        except ValueError as exc:
+            raise UpstreamError(f"encoder sent an unexpected payload: {exc}") from exc
         tokens = int((payload.get("usage") or {}).get("prompt_tokens") or 0)
-        return vectors, tokens
+        return states, tokens
 
     async def complete(
         self,
@@ -125,21 +138,39 @@ class VoteStudent:
         started = time.perf_counter()
         if text is None:
             raise UpstreamError("the request has no user message for the vote student")
-        vectors, tokens = await self.embed([text], timeout, force)
-        vote = index.vote(vectors[0])
-        latency = (time.perf_counter() - started) * 1000
-        return VoteResult(completion(vote, version.name, tokens), latency)
+        if isinstance(index, SpanStudent):
+            states, tokens = await self.token_states([text], timeout, force)
+            answer = index.answer(text, states[0])
+            if answer is None:
+                raise UpstreamError("the encoder's tokens differ from the span student's")
+            payload = span_completion(answer, version.name, tokens)
+        else:
+            vectors, tokens = await self.embed([text], timeout, force)
+            payload = completion(index.vote(vectors[0]), version.name, tokens)
+        return VoteResult(payload, (time.perf_counter() - started) * 1000)
 
 
 def completion(vote: Vote, model: str, prompt_tokens: int) -> dict[str, Any]:
     """A chat completion whose content is the voted label (see the module docstring)."""
+    top = [(label, share) for label, share in vote.ranking[:5]]
+    return _completion(vote.label, vote.share, top, model, prompt_tokens)
+
+
+def span_completion(answer: SpanAnswer, model: str, prompt_tokens: int) -> dict[str, Any]:
+    """A span student's JSON answer as one token whose probability is its confidence."""
+    return _completion(answer.text, answer.confidence, [], model, prompt_tokens)
+
+
+def _completion(
+    content: str, share: float, top: list[tuple[str, float]], model: str, prompt_tokens: int
+) -> dict[str, Any]:
     token = {
-        "token": vote.label,
-        "logprob": log_share(vote.share),
-        "bytes": list(vote.label.encode()),
+        "token": content,
+        "logprob": log_share(share),
+        "bytes": list(content.encode()),
         "top_logprobs": [
-            {"token": label, "logprob": log_share(share), "bytes": list(label.encode())}
-            for label, share in vote.ranking[:5]
+            {"token": label, "logprob": log_share(p), "bytes": list(label.encode())}
+            for label, p in top
         ],
     }
     return {
@@ -150,7 +181,7 @@ def completion(vote: Vote, model: str, prompt_tokens: int) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": vote.label},
+                "message": {"role": "assistant", "content": content},
                 "logprobs": {"content": [token]},
                 "finish_reason": "stop",
             }

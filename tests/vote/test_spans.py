@@ -190,3 +190,20 @@ def test_a_run_picks_the_span_student_for_a_span_shaped_task_only() -> None:
     labels = _selection(["a", "b", "a"], QUERIES)
     labels.closed_set = ["a", "b"]
     assert _encoder_student(labels, TrainConfig()) == "vote"
+
+
+def test_a_few_malformed_answers_keep_the_task_span_shaped() -> None:
+    answers = [ANSWERS[i % 3] for i in range(40)]
+    queries = [QUERIES[i % 3] for i in range(40)]
+    answers[5] = '{"intent": "PlayMusic", "slots": {"art'  # a truncated teacher answer
+    assert span_shape(answers, queries) == SpanShape("intent", "slots")
+    answers[:4] = ["not json"] * 4  # 5 of 40 malformed: no longer nearly every answer
+    assert span_shape(answers, queries) is None
+
+
+def test_a_free_text_field_is_no_label() -> None:
+    answers = [
+        json.dumps({"summary": f"the user wants song {i}", "slots": {"n": str(i)}})
+        for i in range(10)
+    ]
+    assert span_shape(answers, [f"play song {i}" for i in range(10)]) is None

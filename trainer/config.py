@@ -129,6 +129,13 @@ class TrainConfig:
             "(0: a plain majority); bench/closed_set/ compares the choices."
         ),
     )
+    vote_prior: float = field(
+        default=0.02,
+        metadata=_help(
+            "Weight of an implicit neighbour that votes for no label, so a query far from "
+            "every stored row (out of scope) gets a low share (0: off)."
+        ),
+    )
     extraction_student: str = field(
         default="spans",
         metadata=_help(
@@ -278,6 +285,7 @@ class TrainConfig:
             (self.kd_temperature > 0, "kd_temperature must be > 0"),
             (self.closed_set_student in CLOSED_SET_STUDENTS, "closed_set_student: vote or lora"),
             (self.vote_k >= 1 and self.vote_power >= 0, "vote_k >= 1, vote_power >= 0"),
+            (self.vote_prior >= 0, "vote_prior must be >= 0"),
             (self.extraction_student in EXTRACTION_STUDENTS, "extraction_student: spans or lora"),
             (self.span_hidden >= 1 and self.span_epochs >= 1, "span_hidden, span_epochs >= 1"),
             (self.span_folds >= 2, "span_folds must be >= 2"),

@@ -3,9 +3,11 @@ sentence embeddings of the teacher-labelled queries.
 
 Fitting is storing: the training rows' query embeddings (L2-normalised) and their labels.
 A query's answer is the label with the largest similarity-weighted vote among its `k`
-nearest stored rows; its confidence is that label's share of the vote (0..1), which the
-calibration gate turns into a threshold like any other score. NumPy only: the proxy serves
-with this module and the gate measures with it, so both compute the same vote.
+nearest stored rows; its confidence is that label's share of the vote (0..1; the vote
+counts a small `prior` weight for no label, so a query far from every row has a low
+share), which the calibration gate turns into a threshold like any other score. NumPy
+only: the proxy serves with this module and the gate measures with it, so both compute
+the same vote.
 
 On disk (a directory, the run's ``classifier/``): ``index.npz`` (``embeddings`` float16,
 ``labels`` int32) and ``vote.json`` (label names, k, weighting, encoder name, dimension).
@@ -43,6 +45,10 @@ class VoteMeta:
     """Served name of the embedding model the vectors came from (queries need the same)."""
     dim: int
     kind: str = KIND
+    prior: float = 0.0
+    """Weight of an implicit neighbour that votes for no label: a query far from every
+    stored row (an out-of-scope one) gets a small share although its few distant
+    neighbours agree (all-MiniLM-L6-v2: 0.02 is one neighbour at cosine 0.61)."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +89,14 @@ class VoteIndex:
         k: int,
         power: float,
         encoder: str,
+        prior: float = 0.0,
     ) -> VoteIndex:
         """Stores the rows whose answer is one of `labels` (others cannot be voted for)."""
         position = {label: i for i, label in enumerate(labels)}
         keep = [i for i, a in enumerate(answers) if a in position]
         vectors = np.asarray(embeddings, dtype=np.float32)[keep]
         ids = np.array([position[answers[i]] for i in keep], dtype=np.int32)
-        meta = VoteMeta(tuple(labels), k, power, encoder, int(vectors.shape[1]))
+        meta = VoteMeta(tuple(labels), k, power, encoder, int(vectors.shape[1]), prior=prior)
         return cls(vectors, ids, meta)
 
     def __len__(self) -> int:
@@ -139,6 +146,9 @@ class VoteIndex:
         if whole <= 0:  # every neighbour orthogonal or opposite: an even split
             whole = float(len(totals))
             totals = dict.fromkeys(totals, 1.0)
+            if self.meta.prior:
+                whole = math.inf  # and nothing near: no share at all
+        whole += self.meta.prior
         ranking = sorted(
             ((self.meta.labels[i], w / whole) for i, w in totals.items()),
             key=lambda item: -item[1],

@@ -95,7 +95,7 @@ def fit_vote(
     kept = [j for j, answer in enumerate(answers) if answer]  # off-set answers cannot vote
     index = VoteIndex.fit(
         vectors[kept], [answers[j] for j in kept], selection.closed_set, k=cfg.vote_k,
-        power=cfg.vote_power, encoder=encoder.model,
+        power=cfg.vote_power, encoder=encoder.model, prior=cfg.vote_prior,
     )  # fmt: skip
     index.save(out_dir)
     # Every stored row voted on by the others: calibration pairs as if it were held out.

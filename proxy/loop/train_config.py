@@ -42,6 +42,7 @@ def train_config_from_settings(settings: Settings, **overrides: Any) -> TrainCon
         "extraction_student": settings.extraction_student,
         "vote_k": settings.train_vote_k,
         "vote_power": settings.train_vote_power,
+        "vote_prior": settings.train_vote_prior,
         "label_set": split_csv(settings.train_label_set or ""),
         "answer_validator": settings.train_answer_validator,
         "eval_max_rows": settings.train_eval_max_rows,

@@ -116,6 +116,12 @@ class TrainingSettings(BaseModel):
         ge=0,
         description="A neighbour's vote weighs its cosine similarity to this power (0: majority).",
     )
+    train_vote_prior: float = Field(
+        0.02,
+        ge=0,
+        description="Weight of an implicit neighbour that votes for no label, so a query far "
+        "from every stored row (out of scope) gets a low vote share (0: off).",
+    )
     train_label_set: str | None = Field(
         None,
         description="Comma-separated labels of a closed-set task: teacher answers outside "

@@ -104,3 +104,15 @@ def test_the_calibrator_reads_a_vote_runs_leave_one_out_pairs(tmp_path: Path) ->
     )
     pairs = load_loo_pairs(tmp_path)
     assert [(p.confidence, p.agree) for p in pairs] == [(0.9, True), (0.2, False)]
+
+
+def test_the_prior_keeps_a_query_far_from_every_row_unsure() -> None:
+    rows = np.array([[1.0, 0.0, 0.0], [0.99, 0.14, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    answers = ["card", "card", "refund"]
+    plain = VoteIndex.fit(rows, answers, ["card", "refund"], k=2, power=8.0, encoder="m")
+    wary = VoteIndex.fit(rows, answers, ["card", "refund"], k=2, power=8.0, encoder="m", prior=0.02)
+    near, far = np.array([1.0, 0.05, 0.0]), np.array([0.45, 0.0, 0.89])  # far: cosine ~0.45
+    assert plain.vote(far).share == pytest.approx(1.0)  # two distant neighbours agree
+    assert wary.vote(far).share < 0.5  # ... which says little: the prior outweighs them
+    assert wary.vote(near).label == "card" and wary.vote(near).share > 0.95
+    assert wary.vote(np.array([0.0, 0.0, 1.0])).share == 0.0  # orthogonal to every row

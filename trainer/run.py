@@ -96,7 +96,8 @@ def _run(
     log.info("dataset: %s", json.dumps(selection.summary()["counts"]))
     durations["select"] = time.monotonic() - t0
 
-    student = _encoder_student(selection, cfg)
+    shape = _shape(selection)
+    student = _encoder_student(selection, cfg, shape)
     if student is not None:
         if encoder is None or (student == "spans" and encoder.tokenizer is None):
             # Not a LoRA run instead: minutes of CPU for a student the task does not want.
@@ -105,7 +106,8 @@ def _run(
                 "--encoder-tokenizer for spans; the proxy passes them once its encoder is "
                 "ready); or set closed_set_student / extraction_student = lora"
             )
-        return _encoder_run(snapshot, run_dir, cfg, selection, encoder, durations, t0, run_id)
+        fit_args = (snapshot, run_dir, cfg, selection, encoder, durations, t0, run_id)
+        return _encoder_run(*fit_args, shape if student == "spans" else None)
     # torch/trl only once there is something to train (`trainer.run` stays light to import).
     from trainer.sft import train_adapter
 
@@ -142,16 +144,21 @@ def _run(
     return report
 
 
-def _encoder_student(selection: DatasetSelection, cfg: TrainConfig) -> str | None:
+def _encoder_student(
+    selection: DatasetSelection, cfg: TrainConfig, shape: SpanShape | None
+) -> str | None:
     """`vote` (a closed set), `spans` (a span-shaped extraction) or None (LoRA)."""
     if selection.closed_set:
         return "vote" if cfg.closed_set_student == "vote" else None
-    if cfg.extraction_student == "spans" and _shape(selection) is not None:
+    if cfg.extraction_student == "spans" and shape is not None:
         return "spans"
     return None
 
 
 def _shape(selection: DatasetSelection) -> SpanShape | None:
+    """The span shape of an open task's answers (a closed set is never one)."""
+    if selection.closed_set:
+        return None
     rows = selection.train
     return span_shape([r.completion for r in rows], [query_text(r.messages) for r in rows])
 
@@ -165,16 +172,16 @@ def _encoder_run(
     durations: dict[str, float],
     t0: float,
     run_id: str,
+    shape: SpanShape | None,
 ) -> dict[str, Any]:
-    """A student on the encoder (the vote or the span student): embed, store, fit a head
-    (seconds); the proxy's gate measures it on the held-out rows, so the trainer does not
-    evaluate it a second time."""
+    """A student on the encoder (the span student for a `shape`, else the vote): embed,
+    store, fit a head (seconds); the proxy's gate measures it on the held-out rows, so the
+    trainer does not evaluate it a second time."""
     from trainer.span_fit import fit_spans
     from trainer.vote_fit import fit_vote
 
     t1 = time.monotonic()
     write_phase(run_dir, "training")
-    shape = None if selection.closed_set else _shape(selection)
     if shape is not None:
         fit = fit_spans(selection, shape, cfg, encoder, run_dir / VOTE_DIR)
     else:

@@ -56,6 +56,8 @@ class Example:
     token_offsets: list[tuple[int, int]]
     tags: list[str | None] | None
     """None when a span value is not in the query (the row still votes for its label)."""
+    feats: np.ndarray | None
+    """The tagger's input per token (tagged rows only): computed once, read by every fold."""
 
 
 def prepare(
@@ -75,7 +77,8 @@ def prepare(
             continue
         located = locate(text, {str(k): str(v) for k, v in answer[shape.spans_key].items()})
         tags = bio_tags(located, token_offsets) if located is not None else None
-        out.append(Example(row, text, answer, state, token_offsets, tags))
+        feats = features(state, text, token_offsets) if tags is not None else None
+        out.append(Example(row, text, answer, state, token_offsets, tags, feats))
     return out
 
 
@@ -85,12 +88,11 @@ def _train_mlp(examples: Sequence[Example], tags: Sequence[str], cfg: TrainConfi
     index = {t: i for i, t in enumerate(tags)}
     xs, ys = [], []
     for ex in examples:
-        if ex.tags is None:
+        if ex.tags is None or ex.feats is None:
             continue
-        feats = features(ex.states, ex.text, ex.token_offsets)
         for k, tag in enumerate(ex.tags):
             if tag is not None:
-                xs.append(feats[k])
+                xs.append(ex.feats[k])
                 ys.append(index[tag])
     x, y = torch.tensor(np.stack(xs)), torch.tensor(ys)
     torch.manual_seed(cfg.seed)

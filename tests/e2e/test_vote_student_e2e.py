@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import openai
@@ -57,6 +58,40 @@ def real_encoder() -> Iterator[str]:
         runner.close()
 
 
+def _proxy(encoder_url: str, tmp_path: Path, teacher: FakeUpstream) -> Any:
+    """The proxy with the real encoder as its only upstream model server."""
+    settings = Settings(
+        student_url=encoder_url, student_model="minilm", encoder_url=encoder_url,
+        teacher_url="http://teacher.test/v1", teacher_api_key=TEACHER_KEY,
+        db=tmp_path / "distill.duckdb", data_dir=tmp_path / "data", log_flush_interval=0.05,
+        shadow_rate=0.0,  # the tests count teacher requests: no shadow samples
+        # A static threshold: the calibrator's refresh would otherwise recalibrate the
+        # hand-loaded version (no pairs: uncalibrated) in the middle of the test.
+        confidence_threshold=0.0,
+    )  # fmt: skip
+    return create_app(settings, Transports(teacher=teacher.transport()))
+
+
+def _serve(app: Any, directory: Path, run: str, closed_set: tuple[str, ...] | None = None) -> None:
+    """Loads the version in `directory` and makes it the one that serves, once the encoder
+    is up."""
+    name = f"vote-{run}"
+    app.state.vote.load(name, directory)
+    app.state.active.update(
+        StudentVersion(
+            name=name,
+            version=run,
+            threshold=0.0,
+            scorer="sequence_prob",
+            closed_set=closed_set,
+            kind="vote",
+        )  # fmt: skip
+    )
+    deadline = time.monotonic() + 30
+    while not app.state.vote.available() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def test_a_vote_student_on_the_real_encoder_serves_labels(
     real_encoder: str, tmp_path: Path
 ) -> None:
@@ -73,32 +108,10 @@ def test_a_vote_student_on_the_real_encoder_serves_labels(
     )
     index.save(tmp_path / "classifier")
 
-    settings = Settings(
-        student_url=real_encoder, student_model="minilm", encoder_url=real_encoder,
-        teacher_url="http://teacher.test/v1", teacher_api_key=TEACHER_KEY,
-        db=tmp_path / "distill.duckdb", data_dir=tmp_path / "data", log_flush_interval=0.05,
-        shadow_rate=0.0,  # the test counts teacher requests: no shadow samples
-        # A static threshold: the calibrator's refresh would otherwise recalibrate the
-        # hand-loaded version (no pairs: uncalibrated) in the middle of the test.
-        confidence_threshold=0.0,
-    )  # fmt: skip
     teacher = FakeUpstream(default_text="card_arrival")
-    app = create_app(settings, Transports(teacher=teacher.transport()))
+    app = _proxy(real_encoder, tmp_path, teacher)
     with running(app) as url:
-        app.state.vote.load("vote-e2e", tmp_path / "classifier")
-        app.state.active.update(
-            StudentVersion(
-                name="vote-e2e",
-                version="e2e",
-                threshold=0.0,
-                scorer="sequence_prob",
-                closed_set=tuple(labels),
-                kind="vote",
-            )  # fmt: skip
-        )
-        deadline = time.monotonic() + 30
-        while not app.state.vote.available() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _serve(app, tmp_path / "classifier", "e2e", closed_set=tuple(labels))
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         correct, latencies = 0, []
         for example in queries:
@@ -152,28 +165,10 @@ def test_a_span_student_on_the_real_encoder_serves_valid_extractions(
     fit = fit_spans(selection, shape, TrainConfig(), encoder, tmp_path / "classifier")
     assert fit["tagged_rows"] == SPAN_ROWS and fit["loo_agreement"] is not None
 
-    settings = Settings(
-        student_url=real_encoder, student_model="minilm", encoder_url=real_encoder,
-        teacher_url="http://teacher.test/v1", teacher_api_key=TEACHER_KEY,
-        db=tmp_path / "distill.duckdb", data_dir=tmp_path / "data", log_flush_interval=0.05,
-        shadow_rate=0.0, confidence_threshold=0.0,  # static: see the test above
-    )  # fmt: skip
     teacher = FakeUpstream(default_text='{"intent": "PlayMusic", "slots": {}}')
-    app = create_app(settings, Transports(teacher=teacher.transport()))
+    app = _proxy(real_encoder, tmp_path, teacher)
     with running(app) as url:
-        app.state.vote.load("vote-spans", tmp_path / "classifier")
-        app.state.active.update(
-            StudentVersion(
-                name="vote-spans",
-                version="spans",
-                threshold=0.0,
-                scorer="sequence_prob",
-                kind="vote",
-            )  # fmt: skip
-        )
-        deadline = time.monotonic() + 30
-        while not app.state.vote.available() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _serve(app, tmp_path / "classifier", "spans")
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         tp = fp = fn = 0
         for example in queries:

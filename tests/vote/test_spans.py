@@ -17,7 +17,7 @@ from trainer.config import TrainConfig
 from trainer.dataset import DatasetSelection
 from trainer.encoder import mean_pool, parse_states, pooling_body, pooling_url
 from trainer.rows import TrainRow
-from trainer.run import _encoder_student
+from trainer.run import _encoder_student, _shape
 from trainer.spans import (
     OUTSIDE,
     SpanMeta,
@@ -183,13 +183,16 @@ def _selection(answers: list[str], queries: list[str]) -> DatasetSelection:
 
 def test_a_run_picks_the_span_student_for_a_span_shaped_task_only() -> None:
     selection = _selection(ANSWERS, QUERIES)
-    assert _encoder_student(selection, TrainConfig()) == "spans"
-    assert _encoder_student(selection, TrainConfig(extraction_student="lora")) is None
+    assert _encoder_student(selection, TrainConfig(), _shape(selection)) == "spans"
+    assert (
+        _encoder_student(selection, TrainConfig(extraction_student="lora"), _shape(selection))
+        is None
+    )
     free = _selection(["Sure, here it is.", "I added it.", "Playing now."], QUERIES)
-    assert _encoder_student(free, TrainConfig()) is None
+    assert _encoder_student(free, TrainConfig(), _shape(free)) is None
     labels = _selection(["a", "b", "a"], QUERIES)
     labels.closed_set = ["a", "b"]
-    assert _encoder_student(labels, TrainConfig()) == "vote"
+    assert _encoder_student(labels, TrainConfig(), _shape(labels)) == "vote"
 
 
 def test_a_few_malformed_answers_keep_the_task_span_shaped() -> None:

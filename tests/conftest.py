@@ -34,16 +34,26 @@ class ProxyHarness:
     def flush(self) -> None:
         self.app.state.writer.flush()
 
-    def rows(self, where: str = "TRUE") -> list[dict[str, Any]]:
-        """Log rows, read through the server's own DuckDB database (it owns the file)."""
-        self.flush()
+    def rows(self, where: str = "TRUE", at_least: int = 0) -> list[dict[str, Any]]:
+        """Log rows, read through the server's own DuckDB database (it owns the file).
+
+        `at_least` waits (up to 5 s) for that many rows: a streamed answer's row is queued
+        after its last byte went out, so the client can finish before the server logs it.
+        """
+        import time
 
         def query(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             cur = conn.execute(f"SELECT * FROM requests WHERE {where} ORDER BY created_at")
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-        return self.app.state.writer.read(query)  # type: ignore[no-any-return]
+        deadline = time.monotonic() + 5.0
+        while True:
+            self.flush()
+            found: list[dict[str, Any]] = self.app.state.writer.read(query)
+            if len(found) >= at_least or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.02)
 
 
 def base_settings(tmp_path: Path, **overrides: Any) -> Settings:

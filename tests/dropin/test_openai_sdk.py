@@ -27,7 +27,7 @@ CITY_JSON = '{"name": "Paris", "country": "France"}'
 
 
 def only_row(h: Any, endpoint: str) -> dict[str, Any]:
-    rows = h.rows(f"endpoint = '{endpoint}'")
+    rows = h.rows(f"endpoint = '{endpoint}'", at_least=1)
     assert len(rows) == 1, rows
     return rows[0]
 

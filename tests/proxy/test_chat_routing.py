@@ -35,7 +35,7 @@ def test_confident_student_answers_and_is_logged(make_proxy: Any) -> None:
         assert h.teacher.requests == []
         sent = h.student.requests[0]
         assert sent["model"] == "student-base" and sent["logprobs"] is True
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["route"] == "student" and row["reason"] == "confident"
         assert row["student_text"] == "Paris" and row["teacher_text"] is None
         assert row["scorer"] == "mean_logprob" and row["confidence"] == pytest.approx(-0.01)
@@ -57,7 +57,7 @@ def test_low_confidence_falls_back_and_logs_the_pair(make_proxy: Any) -> None:
         teacher_body = h.teacher.requests[0]
         assert teacher_body["model"] == "gpt-4o-mini"
         assert teacher_body["top_logprobs"] == 5 and teacher_body["logprobs"] is True
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["student_text"] == "Maybe Lyon"
         assert row["teacher_text"] == "The capital is Paris."
         top = json.loads(row["teacher_logprobs_json"])
@@ -85,7 +85,7 @@ def test_every_client_field_passes_through(make_proxy: Any) -> None:
             assert sent["messages"] == MESSAGES
         assert h.teacher.headers_seen[0]["authorization"] == f"Bearer {TEACHER_KEY}"
         assert "authorization" not in h.student.headers_seen[0]
-        assert h.rows()[0]["store"] is False
+        assert h.rows(at_least=1)[0]["store"] is False
 
 
 def test_client_logprobs_are_kept_when_asked(make_proxy: Any) -> None:
@@ -111,7 +111,7 @@ def test_tools_go_straight_to_the_teacher(make_proxy: Any) -> None:
         assert raw.headers["x-distill-reason"] == "unsupported:tools"
         assert h.student.requests == []
         assert h.teacher.requests[0]["tools"] == tools
-        assert h.rows()[0]["reason"] == "unsupported:tools"
+        assert h.rows(at_least=1)[0]["reason"] == "unsupported:tools"
 
 
 @pytest.mark.parametrize("route", ["student", "teacher"])
@@ -130,7 +130,7 @@ def test_teacher_429_then_200_is_retried(make_proxy: Any) -> None:
         raw = create(h.client())
         assert raw.headers["x-distill-route"] == "teacher"
         assert len(h.teacher.requests) == 2
-        assert h.rows()[0]["teacher_retries"] == 1
+        assert h.rows(at_least=1)[0]["teacher_retries"] == 1
 
 
 def test_teacher_down_serves_student_degraded(make_proxy: Any) -> None:
@@ -142,7 +142,7 @@ def test_teacher_down_serves_student_degraded(make_proxy: Any) -> None:
         assert raw.headers["x-distill-route"] == "student"
         assert raw.headers["x-distill-degraded"] == "teacher-unavailable"
         assert raw.parse().choices[0].message.content == "Lyon?"
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["degraded"] == "teacher-unavailable" and "teacher" in row["error"]
 
 
@@ -154,7 +154,7 @@ def test_teacher_and_student_down_is_a_502(make_proxy: Any) -> None:
             create(h.client())
         assert info.value.status_code == 502
         assert info.value.body["type"] == "upstream_error"  # type: ignore[index]
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["status_code"] == 502 and row["route"] == "teacher"
 
 

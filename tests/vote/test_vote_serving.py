@@ -99,7 +99,7 @@ def test_a_confident_vote_serves_the_label(make_proxy: Any, tmp_path: Path) -> N
         assert answer.usage.prompt_tokens == 7
         assert student.embedded == [["where is my card"]]  # the user message only
         assert student.requests == [] and h.teacher.requests == []  # no decode, no teacher
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["route"] == "student" and row["student_text"] == "card_arrival"
         assert row["scorer"] == "sequence_prob" and row["confidence"] == pytest.approx(1.0)
         assert row["student_version"] == "r1" and row["student_model"] == "vote-r1"
@@ -131,7 +131,7 @@ def test_a_split_vote_falls_back_to_the_teacher(make_proxy: Any, tmp_path: Path)
         assert raw.headers["x-distill-route"] == "teacher"
         assert raw.headers["x-distill-reason"] == "low_confidence"
         assert float(raw.headers["x-distill-confidence"]) == pytest.approx(0.5, abs=0.05)
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["student_text"] in LABELS and row["teacher_text"] == "The capital is Paris."
 
 
@@ -145,7 +145,7 @@ def test_an_encoder_failure_falls_back_and_is_logged(make_proxy: Any, tmp_path: 
         raw = _ask(h, "where is my card")
         assert raw.headers["x-distill-route"] == "teacher"
         assert raw.headers["x-distill-reason"] == "student_error"
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert row["reason"] == "student_error" and "encoder answered 500" in row["error"]
 
 
@@ -165,5 +165,5 @@ def test_a_vote_label_that_is_not_the_requested_json_goes_to_the_teacher(
         )
         assert raw.headers["x-distill-route"] == "teacher"
         assert raw.headers["x-distill-reason"] == "invalid_structured_output"
-        row = h.rows()[0]
+        row = h.rows(at_least=1)[0]
         assert (row["student_text"], row["reason"]) == ("card_arrival", "invalid_structured_output")

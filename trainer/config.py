@@ -136,6 +136,14 @@ class TrainConfig:
             "every stored row (out of scope) gets a low share (0: off)."
         ),
     )
+    vote_head_weight: float = field(
+        default=0.5,
+        metadata=_help(
+            "Weight of a linear softmax head over the same vectors in the vote's confidence: "
+            "(1 - w) x vote share + w x head probability (0: the neighbours alone; "
+            "trainer/head.py)."
+        ),
+    )
     extraction_student: str = field(
         default="spans",
         metadata=_help(
@@ -286,6 +294,7 @@ class TrainConfig:
             (self.closed_set_student in CLOSED_SET_STUDENTS, "closed_set_student: vote or lora"),
             (self.vote_k >= 1 and self.vote_power >= 0, "vote_k >= 1, vote_power >= 0"),
             (self.vote_prior >= 0, "vote_prior must be >= 0"),
+            (0 <= self.vote_head_weight <= 1, "vote_head_weight must be in [0, 1]"),
             (self.extraction_student in EXTRACTION_STUDENTS, "extraction_student: spans or lora"),
             (self.span_hidden >= 1 and self.span_epochs >= 1, "span_hidden, span_epochs >= 1"),
             (self.span_folds >= 2, "span_folds must be >= 2"),

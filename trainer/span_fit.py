@@ -126,6 +126,7 @@ def _student(
         mean_pool([ex.states for ex in examples]),
         [str(ex.answer.get(shape.label_key)) for ex in examples], labels,
         k=cfg.vote_k, power=cfg.vote_power, encoder=encoder, prior=cfg.vote_prior,
+        head_weight=cfg.vote_head_weight,
     )  # fmt: skip
     meta = SpanMeta(shape, tuple(tags), {k: tuple(sorted(v)) for k, v in allowed.items()})
     return SpanStudent(vote, _train_mlp(examples, tags, cfg), meta, tokenizer)

@@ -5,12 +5,15 @@ Fitting is storing: the training rows' query embeddings (L2-normalised) and thei
 A query's answer is the label with the largest similarity-weighted vote among its `k`
 nearest stored rows; its confidence is that label's share of the vote (0..1; the vote
 counts a small `prior` weight for no label, so a query far from every row has a low
-share), which the calibration gate turns into a threshold like any other score. NumPy
-only: the proxy serves with this module and the gate measures with it, so both compute
-the same vote.
+share), which the calibration gate turns into a threshold like any other score. With
+`head_weight` > 0 a linear softmax head fitted on the same vectors (`trainer/head.py`)
+votes too: a label's confidence is (1 - w) x its vote share + w x the head's probability.
+NumPy only: the proxy serves with this module and the gate measures with it, so both
+compute the same vote.
 
 On disk (a directory, the run's ``classifier/``): ``index.npz`` (``embeddings`` float16,
-``labels`` int32) and ``vote.json`` (label names, k, weighting, encoder name, dimension).
+``labels`` int32, the head's ``head_weights`` and ``head_bias`` when it has one) and
+``vote.json`` (label names, k, weighting, head weight, encoder name, dimension).
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from trainer.head import LinearHead, out_of_fold
+
 INDEX_FILE = "index.npz"
 META_FILE = "vote.json"
 LOO_FILE = "loo_pairs.json"
 VOTE_DIR = "classifier"  # in a run directory, where a LoRA run has adapter/
 KIND = "vote"
+RANKED = 10  # labels a vote lists (with the head every label has some probability)
 
 
 class VoteIndexError(RuntimeError):
@@ -49,6 +55,9 @@ class VoteMeta:
     """Weight of an implicit neighbour that votes for no label: a query far from every
     stored row (an out-of-scope one) gets a small share although its few distant
     neighbours agree (all-MiniLM-L6-v2: 0.02 is one neighbour at cosine 0.61)."""
+    head_weight: float = 0.0
+    """Weight of the linear head's probability in a label's confidence (0: no head; an
+    index written before the head existed loads with 0)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class Vote:
     share: float
     """The winning label's share of the weighted vote (the confidence)."""
     ranking: tuple[tuple[str, float], ...]
-    """Every label that got a vote, with its share, best first."""
+    """The labels with a share (at most `RANKED`), best first."""
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -70,14 +79,23 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class VoteIndex:
-    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, meta: VoteMeta) -> None:
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        labels: np.ndarray,
+        meta: VoteMeta,
+        head: LinearHead | None = None,
+    ) -> None:
         if embeddings.shape[0] != labels.shape[0]:
             raise ValueError("one label per embedding")
         if embeddings.shape[0] == 0:
             raise ValueError("an empty index cannot vote")
+        if (head is None) != (meta.head_weight == 0):
+            raise ValueError("a head weight needs a head, and a head needs a weight")
         self.embeddings = normalise(embeddings)
         self.labels = labels.astype(np.int32)
         self.meta = meta
+        self.head = head
 
     @classmethod
     def fit(
@@ -90,23 +108,34 @@ class VoteIndex:
         power: float,
         encoder: str,
         prior: float = 0.0,
+        head_weight: float = 0.0,
     ) -> VoteIndex:
-        """Stores the rows whose answer is one of `labels` (others cannot be voted for)."""
+        """Stores the rows whose answer is one of `labels` (others cannot be voted for) and,
+        with `head_weight` > 0, fits the linear head on them."""
         position = {label: i for i, label in enumerate(labels)}
         keep = [i for i, a in enumerate(answers) if a in position]
-        vectors = np.asarray(embeddings, dtype=np.float32)[keep]
+        vectors = normalise(np.asarray(embeddings, dtype=np.float32)[keep])
         ids = np.array([position[answers[i]] for i in keep], dtype=np.int32)
-        meta = VoteMeta(tuple(labels), k, power, encoder, int(vectors.shape[1]), prior=prior)
-        return cls(vectors, ids, meta)
+        meta = VoteMeta(
+            tuple(labels), k, power, encoder, int(vectors.shape[1]), prior=prior,
+            head_weight=head_weight if len(keep) else 0.0,
+        )  # fmt: skip
+        head = LinearHead.fit(vectors, ids, len(labels)) if meta.head_weight else None
+        return cls(vectors, ids, meta, head)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def vote_many(self, queries: np.ndarray) -> list[Vote]:
-        sims = normalise(queries) @ self.embeddings.T
+        queries = normalise(queries)
+        sims = queries @ self.embeddings.T
         k = min(self.meta.k, len(self))
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        return [self._tally(sims[row, top[row]], self.labels[top[row]]) for row in range(len(top))]
+        probs = self.head.probs(queries) if self.head is not None else None
+        return [
+            self._tally(sims[r, top[r]], self.labels[top[r]], None if probs is None else probs[r])
+            for r in range(len(top))
+        ]
 
     def vote(self, query: np.ndarray) -> Vote:
         return self.vote_many(np.asarray(query)[None, :])[0]
@@ -115,17 +144,23 @@ class VoteIndex:
         """Each stored row voted on by all the others, its own group excluded (`groups[i]`:
         the row's prompt hash, so a repeated query does not find itself): how the index
         answers a query it was not fitted on, for every row it holds. The calibration gate
-        uses these as pairs beside the held-out ones (`loo_pairs`)."""
+        uses these as pairs beside the held-out ones (`loo_pairs`). The head's part comes
+        from heads fitted without the row's fold (`trainer.head.out_of_fold`)."""
         if len(groups) != len(self):
             raise ValueError("one group per stored row")
         ids = np.unique(np.asarray(groups), return_inverse=True)[1]
         k = min(self.meta.k, max(1, len(self) - 1))
+        probs = None
+        if self.head is not None:
+            probs = out_of_fold(self.embeddings, self.labels, len(self.meta.labels), groups)
         votes: list[Vote] = []
         for start in range(0, len(self), chunk):
             sims = self.embeddings[start : start + chunk] @ self.embeddings.T
             sims[ids[start : start + chunk, None] == ids[None, :]] = -np.inf
             top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            votes += [self._tally(sims[r, top[r]], self.labels[top[r]]) for r in range(len(top))]
+            for r in range(len(top)):
+                row_probs = None if probs is None else probs[start + r]
+                votes.append(self._tally(sims[r, top[r]], self.labels[top[r]], row_probs))
         return votes
 
     def loo_pairs(self, groups: Sequence[str]) -> list[dict[str, Any]]:
@@ -135,34 +170,33 @@ class VoteIndex:
             for vote, label in zip(self.leave_one_out(groups), self.labels.tolist(), strict=True)
         ]
 
-    def _tally(self, sims: np.ndarray, labels: np.ndarray) -> Vote:
+    def _tally(self, sims: np.ndarray, labels: np.ndarray, probs: np.ndarray | None) -> Vote:
         power = self.meta.power
         sims = np.where(np.isfinite(sims), sims, -1.0)  # excluded rows (leave-one-out) weigh 0
         weights = np.clip(sims, 0.0, None) ** power if power else (sims > -1.0).astype(float)
-        totals: dict[int, float] = {}
-        for label, weight in zip(labels.tolist(), weights.tolist(), strict=True):
-            totals[label] = totals.get(label, 0.0) + weight
-        whole = sum(totals.values())
+        shares = np.zeros(len(self.meta.labels))
+        np.add.at(shares, labels, weights)
+        whole = float(shares.sum())
         if whole <= 0:  # every neighbour orthogonal or opposite: an even split
-            whole = float(len(totals))
-            totals = dict.fromkeys(totals, 1.0)
-            if self.meta.prior:
-                whole = math.inf  # and nothing near: no share at all
-        whole += self.meta.prior
-        ranking = sorted(
-            ((self.meta.labels[i], w / whole) for i, w in totals.items()),
-            key=lambda item: -item[1],
-        )
-        return Vote(ranking[0][0], ranking[0][1], tuple(ranking))
+            shares[labels] = 1.0
+            whole = math.inf if self.meta.prior else float(len(np.unique(labels)))
+        shares /= whole + self.meta.prior  # and with a prior, nothing near: no share at all
+        if probs is not None:
+            shares = (1.0 - self.meta.head_weight) * shares + self.meta.head_weight * probs
+        order = np.argsort(-shares, kind="stable")[:RANKED]
+        ranked = [int(i) for i in order if shares[i] > 0] or [int(labels[0])]
+        ranking = tuple((self.meta.labels[i], float(shares[i])) for i in ranked)
+        return Vote(ranking[0][0], ranking[0][1], ranking)
 
     # --- files ---------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            directory / INDEX_FILE,
-            embeddings=self.embeddings.astype(np.float16),
-            labels=self.labels,
-        )
+        arrays: dict[str, Any] = {
+            "embeddings": self.embeddings.astype(np.float16), "labels": self.labels
+        }  # fmt: skip
+        if self.head is not None:
+            arrays |= {"head_weights": self.head.weights, "head_bias": self.head.bias}
+        np.savez(directory / INDEX_FILE, **arrays)
         (directory / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2))
         return directory
 
@@ -173,10 +207,13 @@ class VoteIndex:
             with np.load(directory / INDEX_FILE) as data:
                 embeddings = data["embeddings"].astype(np.float32)
                 labels = data["labels"]
+                head = None
+                if "head_weights" in data:
+                    head = LinearHead(data["head_weights"], data["head_bias"])
             meta = VoteMeta(**{**meta_raw, "labels": tuple(meta_raw["labels"])})
+            return cls(embeddings, labels, meta, head)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise VoteIndexError(f"cannot read the vote index in {directory}: {exc}") from exc
-        return cls(embeddings, labels, meta)
 
 
 def is_vote_dir(path: Path | str | None) -> bool:

@@ -96,6 +96,7 @@ def fit_vote(
     index = VoteIndex.fit(
         vectors[kept], [answers[j] for j in kept], selection.closed_set, k=cfg.vote_k,
         power=cfg.vote_power, encoder=encoder.model, prior=cfg.vote_prior,
+        head_weight=cfg.vote_head_weight,
     )  # fmt: skip
     index.save(out_dir)
     # Every stored row voted on by the others: calibration pairs as if it were held out.
@@ -112,6 +113,7 @@ def fit_vote(
         "embedded": fresh,
         "k": cfg.vote_k,
         "power": cfg.vote_power,
+        "head_weight": index.meta.head_weight,
         "encoder": encoder.model,
         "fit_seconds": round(seconds, 3),
         "loo_agreement": round(sum(p["agree"] for p in loo) / len(loo), 4) if loo else None,

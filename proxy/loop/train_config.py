@@ -43,6 +43,7 @@ def train_config_from_settings(settings: Settings, **overrides: Any) -> TrainCon
         "vote_k": settings.train_vote_k,
         "vote_power": settings.train_vote_power,
         "vote_prior": settings.train_vote_prior,
+        "vote_head_weight": settings.train_vote_head_weight,
         "label_set": split_csv(settings.train_label_set or ""),
         "answer_validator": settings.train_answer_validator,
         "eval_max_rows": settings.train_eval_max_rows,

@@ -122,6 +122,13 @@ class TrainingSettings(BaseModel):
         description="Weight of an implicit neighbour that votes for no label, so a query far "
         "from every stored row (out of scope) gets a low vote share (0: off).",
     )
+    train_vote_head_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of a linear softmax head over the same vectors in the vote's "
+        "confidence: (1 - w) x vote share + w x head probability (0: the neighbours alone).",
+    )
     train_label_set: str | None = Field(
         None,
         description="Comma-separated labels of a closed-set task: teacher answers outside "
